@@ -1,0 +1,91 @@
+"""One typed configuration object, loaded once (YAML file, then environment)
+and passed down explicitly."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._pki import DEFAULT_TRUST_DOMAIN
+
+__all__ = ["GatewayConfig"]
+
+_ENV_PREFIX = "GOVSHARE_"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway needs to start; paths default under `data_dir`."""
+
+    data_dir: Path = Path(".govshare")
+    listen: str = "127.0.0.1:7443"
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    # Empty means "<data_dir>/directory.db" on SQLite; a PostgreSQL URL works too.
+    catalogue_url: str = ""
+    # Empty means the seed catalogue shipped with the package.
+    catalogue_seed: str = ""
+    signing_algorithm: str = "Ed25519"
+    # Registry name -> base URL of its front-end machine (前置机).
+    registries: Mapping[str, str] = field(default_factory=dict)
+    # Used when the caller sets no deadline.
+    provider_timeout_seconds: float = 5.0
+    audit_max_batch: int = 1024
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.data_dir / "audit.db"
+
+    @property
+    def effective_catalogue_url(self) -> str:
+        return self.catalogue_url or f"sqlite+aiosqlite:///{self.data_dir / 'directory.db'}"
+
+    @classmethod
+    def load(cls, path: Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+        """Read `path` (YAML) if given, then GOVSHARE_* variables override."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+            if not isinstance(loaded, Mapping):
+                raise ValueError(f"{path}: configuration must be a mapping")
+            values.update(loaded)
+        env = os.environ if environ is None else environ
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for name in known:
+            variable = _ENV_PREFIX + name.upper()
+            if variable in env and name != "registries":
+                values[name] = env[variable]
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return cls(**_coerce(values))
+
+    def replace(self, **changes: Any) -> GatewayConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    coerced = dict(values)
+    if "data_dir" in coerced:
+        coerced["data_dir"] = Path(coerced["data_dir"])
+    for name in ("provider_timeout_seconds",):
+        if name in coerced:
+            coerced[name] = float(coerced[name])
+    if "audit_max_batch" in coerced:
+        coerced["audit_max_batch"] = int(coerced["audit_max_batch"])
+    if "registries" in coerced:
+        coerced["registries"] = {str(k): str(v) for k, v in dict(coerced["registries"]).items()}
+    return coerced

@@ -1,0 +1,117 @@
+"""Every ErrorInfo reason the gateway sends, and its gRPC status code.
+
+Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
+(domain "govshare") in the `grpc-status-details-bin` trailer::
+
+    reason                 gRPC code            when
+    ---------------------  -------------------  ----------------------------------------
+    CALLER_UNKNOWN         PERMISSION_DENIED    certificate names no registered principal
+    CALLER_SUSPENDED       PERMISSION_DENIED    the calling department is suspended
+    ROLE_REQUIRED          PERMISSION_DENIED    the caller's role may not call the method
+    RESOURCE_NOT_FOUND     NOT_FOUND            no such resource or certificate type
+    RESOURCE_NOT_SHARED    PERMISSION_DENIED    NOT_SHARED, or not PUBLISHED
+    GRANT_REQUIRED         PERMISSION_DENIED    CONDITIONAL and no grant for the caller
+    GRANT_EXPIRED          PERMISSION_DENIED    the caller's grants are outside validity
+    FIELD_NOT_GRANTED      PERMISSION_DENIED    a requested data item is not granted
+    FIELD_UNKNOWN          INVALID_ARGUMENT     a requested data item is not in the resource
+    MATTER_NOT_COVERED     PERMISSION_DENIED    no valid grant covers the matter code
+    CONSENT_REQUIRED       PERMISSION_DENIED    holder consent needed and missing
+    CONSENT_INVALID        PERMISSION_DENIED    consent token bad, expired or for another use
+    QUOTA_EXCEEDED         RESOURCE_EXHAUSTED   the caller's quota is used up
+    HOLDER_ID_INVALID      INVALID_ARGUMENT     holder id fails its check rule or type
+    REQUEST_INVALID        INVALID_ARGUMENT     a required field is missing or malformed
+    HOLDER_NOT_FOUND       NOT_FOUND            the registry holds no record
+    PROVIDER_UNAVAILABLE   UNAVAILABLE          the registry refused, failed or is unknown
+    PROVIDER_TIMEOUT       DEADLINE_EXCEEDED    the registry did not answer in time
+    AUDIT_UNAVAILABLE      UNAVAILABLE          the access could not be logged durably
+    INTERNAL_ERROR         INTERNAL             a defect; the message names the request id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+__all__ = ["ERROR_DOMAIN", "GovshareError", "Reason", "grpc_code_of", "to_grpc_status"]
+
+ERROR_DOMAIN = "govshare"
+
+
+class Reason(StrEnum):
+    """ErrorInfo.reason values; see the module docstring for codes."""
+
+    CALLER_UNKNOWN = "CALLER_UNKNOWN"
+    CALLER_SUSPENDED = "CALLER_SUSPENDED"
+    ROLE_REQUIRED = "ROLE_REQUIRED"
+    RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
+    RESOURCE_NOT_SHARED = "RESOURCE_NOT_SHARED"
+    GRANT_REQUIRED = "GRANT_REQUIRED"
+    GRANT_EXPIRED = "GRANT_EXPIRED"
+    FIELD_NOT_GRANTED = "FIELD_NOT_GRANTED"
+    FIELD_UNKNOWN = "FIELD_UNKNOWN"
+    MATTER_NOT_COVERED = "MATTER_NOT_COVERED"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    CONSENT_INVALID = "CONSENT_INVALID"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    HOLDER_ID_INVALID = "HOLDER_ID_INVALID"
+    REQUEST_INVALID = "REQUEST_INVALID"
+    HOLDER_NOT_FOUND = "HOLDER_NOT_FOUND"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PROVIDER_TIMEOUT = "PROVIDER_TIMEOUT"
+    AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+_CODES: dict[Reason, grpc.StatusCode] = {
+    Reason.CALLER_UNKNOWN: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.CALLER_SUSPENDED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.ROLE_REQUIRED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.RESOURCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.RESOURCE_NOT_SHARED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.GRANT_REQUIRED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.GRANT_EXPIRED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.FIELD_NOT_GRANTED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.FIELD_UNKNOWN: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.MATTER_NOT_COVERED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.CONSENT_REQUIRED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.CONSENT_INVALID: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.QUOTA_EXCEEDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.HOLDER_ID_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.REQUEST_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.HOLDER_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.PROVIDER_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.PROVIDER_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.AUDIT_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.INTERNAL_ERROR: grpc.StatusCode.INTERNAL,
+}
+
+
+def grpc_code_of(reason: Reason) -> grpc.StatusCode:
+    return _CODES[reason]
+
+
+class GovshareError(Exception):
+    """A decision or failure to report to the caller; never carries a holder id."""
+
+    def __init__(self, reason: Reason, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.metadata: Mapping[str, str] = metadata
+
+
+def to_grpc_status(error: GovshareError) -> grpc.Status:
+    """The rich status (google.rpc.Status + ErrorInfo) for `error`."""
+    code = _CODES[error.reason]
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason.value, domain=ERROR_DOMAIN, metadata=dict(error.metadata)
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    return rpc_status.to_status(status)

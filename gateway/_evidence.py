@@ -1,0 +1,157 @@
+"""Signed evidence: the canonical record (RFC 8785) as the payload of a JWS.
+
+The protected header names the key (`kid`), the request (`gsreq`), the audit
+log index (`gsidx`) and the time (`iat`), so a piece of evidence and its log
+entry point at each other. Anyone holding the published JWKS verifies offline.
+
+The default algorithm is `Ed25519` — EdDSA over Ed25519 under its RFC 9864
+name, which replaces the deprecated polymorphic `EdDSA`; `ES256` is selectable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OKPKey
+from joserfc.registry import HeaderParameter
+
+__all__ = [
+    "SIGNING_ALGORITHMS",
+    "EvidenceSigner",
+    "EvidenceVerification",
+    "canonical_json",
+    "load_or_create_signer",
+    "verify_evidence",
+]
+
+SIGNING_ALGORITHMS = ("Ed25519", "ES256")
+_EVIDENCE_TYPE = "govshare-evidence+jws"
+
+_REGISTRY = jws.JWSRegistry(
+    header_registry={
+        "gsreq": HeaderParameter("govshare request id", "str", required=True),
+        "gsidx": HeaderParameter("govshare audit log index", "int", required=True),
+        "iat": HeaderParameter("issued at, seconds since the epoch", "int", required=True),
+    },
+    algorithms=list(SIGNING_ALGORITHMS),
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of `value`."""
+    return rfc8785.dumps(value)
+
+
+class EvidenceSigner:
+    """Signs evidence with one active key and publishes the JWKS."""
+
+    def __init__(self, key: OKPKey | ECKey, algorithm: str) -> None:
+        if algorithm not in SIGNING_ALGORITHMS:
+            raise ValueError(f"unsupported signing algorithm {algorithm!r}")
+        self._key = key
+        self.algorithm = algorithm
+        self.key_id = key.thumbprint()
+        public = key.as_dict(private=False)
+        public.update({"kid": self.key_id, "use": "sig", "alg": algorithm})
+        self._jwks: dict[str, Any] = {"keys": [public]}
+        self._jwks_json = json.dumps(self._jwks, sort_keys=True)
+
+    def sign(self, payload: bytes, *, request_id: str, log_index: int, issued_at: int) -> str:
+        header = {
+            "alg": self.algorithm,
+            "kid": self.key_id,
+            "typ": _EVIDENCE_TYPE,
+            "gsreq": request_id,
+            "gsidx": log_index,
+            "iat": issued_at,
+        }
+        return jws.serialize_compact(header, payload, self._key, registry=_REGISTRY)
+
+    @property
+    def jwks(self) -> Mapping[str, Any]:
+        return self._jwks
+
+    @property
+    def jwks_json(self) -> str:
+        return self._jwks_json
+
+
+def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceSigner:
+    """Load the signing key from `folder` (PEM), creating it on first start."""
+    path = folder / f"evidence-signing-{algorithm.lower()}.pem"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey = (
+            ed25519.Ed25519PrivateKey.generate()
+            if algorithm == "Ed25519"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+        path.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+    pem = path.read_bytes()
+    key: OKPKey | ECKey = OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
+    return EvidenceSigner(key, algorithm)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceVerification:
+    """Result of checking a JWS: `reason` is empty when valid."""
+
+    valid: bool
+    reason: str = ""
+    key_id: str = ""
+    log_index: int = -1
+    request_id: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification:
+    """Check `token` against `jwks`; reasons: MALFORMED, KEY_UNKNOWN, SIGNATURE_INVALID."""
+    try:
+        header = _peek_header(token)
+        kid = str(header.get("kid", ""))
+        keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
+    except (ValueError, JoseError):
+        return EvidenceVerification(False, "MALFORMED")
+    index = header.get("gsidx")
+    request_id = str(header.get("gsreq", ""))
+    log_index = index if isinstance(index, int) else -1
+    if not any(key.kid == kid for key in keys.keys):
+        return EvidenceVerification(False, "KEY_UNKNOWN", kid, log_index, request_id)
+    try:
+        verified = jws.deserialize_compact(token, keys, registry=_REGISTRY)
+    except JoseError:
+        return EvidenceVerification(False, "SIGNATURE_INVALID", kid, log_index, request_id)
+    try:
+        payload = json.loads(verified.payload)
+    except ValueError:
+        return EvidenceVerification(False, "MALFORMED", kid, log_index, request_id)
+    return EvidenceVerification(True, "", kid, log_index, request_id, payload)
+
+
+def _peek_header(token: str) -> Mapping[str, Any]:
+    """The protected header, decoded without trusting it (to pick the key)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    encoded = parts[0] + "=" * (-len(parts[0]) % 4)
+    header = json.loads(base64.urlsafe_b64decode(encoded))
+    if not isinstance(header, dict):
+        raise ValueError("header is not an object")
+    return header

@@ -1,0 +1,398 @@
+"""ExchangeService: the request path, top to bottom.
+
+identity → request checks → policy → adapter → evidence → audit log → reply.
+Each step lives in its own module; this one only composes them, and makes
+sure every decision, allowed or denied, is durably logged before the reply.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from govshare.adapters import (
+    HolderNotFound,
+    LookupRequest,
+    ProviderError,
+    ProviderTimeout,
+)
+from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from govshare.directory import Catalogue, Resource, is_valid_holder_id
+
+from ._errors import GovshareError, Reason, to_grpc_status
+from ._evidence import canonical_json, verify_evidence
+from ._holder import mask_holder_id
+from ._identity import Principal, principal_from_auth_context
+from ._policy import Decision, decide
+
+if TYPE_CHECKING:
+    from ._auditlog import AccessLog
+    from ._evidence import EvidenceSigner
+    from ._holder import HolderIdProtector
+    from ._registry import AdapterRouter
+
+__all__ = ["ExchangeServicer"]
+
+_log = logging.getLogger("govshare.access")
+_MAX_PURPOSE = 200
+_EVIDENCE_RECORD_TYPE = "govshare.evidence.v1"
+# Part of the caller's deadline kept back for signing and the log append, so a
+# slow registry yields PROVIDER_TIMEOUT rather than the caller's own timeout.
+_DEADLINE_RESERVE_FRACTION = 0.1
+_DEADLINE_RESERVE_MAX = 0.2
+
+
+@dataclass
+class _Access:
+    """What the audit record of one call says; filled in as the call proceeds."""
+
+    method: str
+    request_id: str
+    matter_code: str
+    purpose: str
+    started: float = field(default_factory=time.perf_counter)
+    consumer: str = ""
+    provider: str = ""
+    resource_code: str = ""
+    certificate_type: str = ""
+    holder_id_hash: str = ""
+    holder_id_masked: str = ""
+    fields_returned: Sequence[str] = ()
+    grant_ids: Sequence[str] = ()
+    evidence_digest: str = ""
+
+    def record(self, outcome: str, reason: str, now: _dt.datetime) -> dict[str, Any]:
+        return {
+            "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "method": self.method,
+            "request_id": self.request_id,
+            "consumer": self.consumer,
+            "provider": self.provider,
+            "resource_code": self.resource_code,
+            "certificate_type": self.certificate_type,
+            "matter_code": self.matter_code,
+            "purpose": self.purpose,
+            "outcome": outcome,
+            "reason": reason,
+            "fields_returned": list(self.fields_returned),
+            "grant_ids": list(self.grant_ids),
+            "holder_id_hash": self.holder_id_hash,
+            "holder_id_masked": self.holder_id_masked,
+            "evidence_digest": self.evidence_digest,
+            "latency_us": int((time.perf_counter() - self.started) * 1e6),
+        }
+
+
+class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
+    """Brokers certificates and records; see the module docstring for the path."""
+
+    def __init__(
+        self,
+        *,
+        catalogue: Callable[[], Catalogue],
+        adapters: AdapterRouter,
+        signer: EvidenceSigner,
+        access_log: AccessLog,
+        holder_ids: HolderIdProtector,
+        trust_domain: str,
+        default_timeout: float,
+        clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+    ) -> None:
+        self._catalogue = catalogue
+        self._adapters = adapters
+        self._signer = signer
+        self._log = access_log
+        self._holder_ids = holder_ids
+        self._trust_domain = trust_domain
+        self._default_timeout = default_timeout
+        self._clock = clock
+
+    async def GetCertificate(
+        self, request: exchange_pb2.GetCertificateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> exchange_pb2.Evidence:
+        access = _Access(
+            "GetCertificate", request.request_id or _new_request_id(), request.matter_code, request.purpose
+        )
+
+        async def body() -> exchange_pb2.Evidence:
+            caller = self._identify(context, access)
+            catalogue = self._catalogue()
+            _require(request.certificate_type, "certificate_type")
+            ctype = catalogue.certificate_type(request.certificate_type)
+            if ctype is None:
+                raise GovshareError(
+                    Reason.RESOURCE_NOT_FOUND,
+                    "no such certificate type",
+                    certificate_type=request.certificate_type,
+                )
+            access.certificate_type = ctype.key
+            resource = self._resource(catalogue, ctype.resource, access)
+            return await self._exchange(
+                context, access, caller, catalogue, resource, request.holder, (), ctype.holder_id_type
+            )
+
+        return await self._serve(context, access, body)
+
+    async def QueryRecord(
+        self, request: exchange_pb2.QueryRecordRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> exchange_pb2.Evidence:
+        access = _Access(
+            "QueryRecord", request.request_id or _new_request_id(), request.matter_code, request.purpose
+        )
+
+        async def body() -> exchange_pb2.Evidence:
+            caller = self._identify(context, access)
+            catalogue = self._catalogue()
+            _require(request.resource_code, "resource_code")
+            resource = self._resource(catalogue, request.resource_code, access)
+            return await self._exchange(
+                context, access, caller, catalogue, resource, request.holder, tuple(request.fields), None
+            )
+
+        return await self._serve(context, access, body)
+
+    async def VerifyEvidence(
+        self, request: exchange_pb2.VerifyEvidenceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> exchange_pb2.VerifyEvidenceResponse:
+        result = verify_evidence(request.jws, self._signer.jwks)
+        return exchange_pb2.VerifyEvidenceResponse(
+            valid=result.valid,
+            reason=result.reason,
+            key_id=result.key_id,
+            log_index=result.log_index,
+            request_id=result.request_id,
+        )
+
+    async def ListSigningKeys(
+        self, request: exchange_pb2.ListSigningKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> exchange_pb2.ListSigningKeysResponse:
+        return exchange_pb2.ListSigningKeysResponse(jwks_json=self._signer.jwks_json)
+
+    async def _serve(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        access: _Access,
+        body: Callable[[], Awaitable[exchange_pb2.Evidence]],
+    ) -> exchange_pb2.Evidence:
+        try:
+            return await body()
+        except GovshareError as error:
+            denial = error
+        except Exception:
+            # A defect, not a decision: log it for operators, tell the caller
+            # only the request id, and still leave the attempt in the audit log.
+            _log.exception("unexpected failure request_id=%s", access.request_id)
+            denial = GovshareError(
+                Reason.INTERNAL_ERROR, f"internal error; quote request id {access.request_id}"
+            )
+        await self._deny(context, access, denial)
+        raise AssertionError("unreachable: abort raises")
+
+    def _identify(self, context: grpc.aio.ServicerContext[Any, Any], access: _Access) -> Principal:
+        caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+        access.consumer = caller.label
+        return caller
+
+    def _resource(self, catalogue: Catalogue, code: str, access: _Access) -> Resource:
+        resource = catalogue.resources.get(code)
+        if resource is None:
+            raise GovshareError(Reason.RESOURCE_NOT_FOUND, "no such resource", resource=code)
+        access.resource_code = resource.code
+        access.provider = resource.provider
+        return resource
+
+    async def _exchange(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        access: _Access,
+        caller: Principal,
+        catalogue: Catalogue,
+        resource: Resource,
+        holder: exchange_pb2.Holder,
+        requested_fields: Sequence[str],
+        expected_id_type: str | None,
+    ) -> exchange_pb2.Evidence:
+        if holder.id:
+            access.holder_id_hash = self._holder_ids.hash(holder.id_type, holder.id)
+            access.holder_id_masked = mask_holder_id(holder.id)
+        _require(access.matter_code, "matter_code")
+        _require(access.purpose, "purpose")
+        if len(access.purpose) > _MAX_PURPOSE:
+            raise GovshareError(Reason.REQUEST_INVALID, "purpose is longer than 200 characters")
+        now = self._clock()
+        decision = decide(catalogue, caller, resource, requested_fields, access.matter_code, now.date())
+        access.grant_ids = decision.grant_ids
+        _check_holder(holder, expected_id_type)
+        fields = await self._lookup(context, access, decision, holder)
+        access.fields_returned = tuple(fields)
+        payload = canonical_json(_evidence_record(access, decision, holder, fields, now))
+        access.evidence_digest = hashlib.sha256(payload).hexdigest()
+        pending = self._append(access, "ALLOWED", "", now)
+        token = self._signer.sign(
+            payload, request_id=access.request_id, log_index=pending.index, issued_at=int(now.timestamp())
+        )
+        await self._durable(pending)
+        _log_line(access, "ALLOWED", "", pending.index)
+        issue_time = timestamp_pb2.Timestamp()
+        issue_time.FromDatetime(now)
+        return exchange_pb2.Evidence(
+            jws=token,
+            record_json=payload.decode("utf-8"),
+            fields=fields,
+            request_id=access.request_id,
+            log_index=pending.index,
+            key_id=self._signer.key_id,
+            issue_time=issue_time,
+        )
+
+    async def _lookup(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        access: _Access,
+        decision: Decision,
+        holder: exchange_pb2.Holder,
+    ) -> dict[str, str]:
+        adapter = self._adapters.for_resource(decision.resource.code)
+        if adapter is None:
+            raise GovshareError(
+                Reason.PROVIDER_UNAVAILABLE,
+                "no registry adapter is configured for the resource",
+                resource=decision.resource.code,
+            )
+        timeout = self._provider_timeout(context)
+        lookup = LookupRequest(decision.resource.code, holder.id_type, holder.id, access.request_id)
+        try:
+            record = await adapter.lookup(lookup, timeout=timeout)
+        except HolderNotFound:
+            raise GovshareError(
+                Reason.HOLDER_NOT_FOUND, "the registry holds no record for the holder"
+            ) from None
+        except ProviderTimeout:
+            raise GovshareError(
+                Reason.PROVIDER_TIMEOUT, "the registry did not answer in time", timeout=f"{timeout:.3f}"
+            ) from None
+        except ProviderError as error:
+            raise GovshareError(Reason.PROVIDER_UNAVAILABLE, str(error)) from None
+        return {name: record.fields[name] for name in decision.fields if name in record.fields}
+
+    def _provider_timeout(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
+        remaining = context.time_remaining()
+        if remaining is None:
+            return self._default_timeout
+        reserve = min(_DEADLINE_RESERVE_MAX, remaining * _DEADLINE_RESERVE_FRACTION)
+        budget = min(self._default_timeout, remaining - reserve)
+        if budget <= 0:
+            raise GovshareError(Reason.PROVIDER_TIMEOUT, "the caller's deadline leaves no time")
+        return budget
+
+    def _append(self, access: _Access, outcome: str, reason: str, now: _dt.datetime) -> Any:
+        try:
+            return self._log.append(access.record(outcome, reason, now))
+        except Exception:
+            _log.exception("audit append failed request_id=%s", access.request_id)
+            raise GovshareError(
+                Reason.AUDIT_UNAVAILABLE, "the access could not be logged; nothing was handed out"
+            ) from None
+
+    async def _durable(self, pending: Any) -> None:
+        try:
+            await pending.wait()
+        except Exception:
+            _log.exception("audit commit failed")
+            raise GovshareError(
+                Reason.AUDIT_UNAVAILABLE, "the access could not be logged; nothing was handed out"
+            ) from None
+
+    async def _deny(
+        self, context: grpc.aio.ServicerContext[Any, Any], access: _Access, error: GovshareError
+    ) -> None:
+        if error.reason is not Reason.AUDIT_UNAVAILABLE:
+            try:
+                pending = self._append(access, "DENIED", error.reason.value, self._clock())
+                await self._durable(pending)
+                _log_line(access, "DENIED", error.reason.value, pending.index)
+            except GovshareError as audit_error:
+                error = audit_error
+        if error.reason is Reason.AUDIT_UNAVAILABLE:
+            _log_line(access, "DENIED", error.reason.value, -1)
+        status = to_grpc_status(error)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _require(value: str, name: str) -> None:
+    if not value:
+        raise GovshareError(Reason.REQUEST_INVALID, f"{name} is required", field=name)
+
+
+def _check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> None:
+    if expected_id_type is not None and holder.id_type != expected_id_type:
+        raise GovshareError(
+            Reason.HOLDER_ID_INVALID,
+            f"holder id type must be {expected_id_type} for this certificate type",
+            expected_id_type=expected_id_type,
+        )
+    if not is_valid_holder_id(holder.id_type, holder.id):
+        raise GovshareError(
+            Reason.HOLDER_ID_INVALID,
+            "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",
+            id_type=holder.id_type,
+        )
+
+
+def _evidence_record(
+    access: _Access,
+    decision: Decision,
+    holder: exchange_pb2.Holder,
+    fields: Mapping[str, str],
+    now: _dt.datetime,
+) -> dict[str, Any]:
+    # The consumer already knows the holder id it asked about; the evidence
+    # must name it to be usable, so only logs and the audit trail mask it.
+    return {
+        "type": _EVIDENCE_RECORD_TYPE,
+        "request_id": access.request_id,
+        "issued_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "consumer": access.consumer,
+        "provider": access.provider,
+        "resource_code": decision.resource.code,
+        "certificate_type": access.certificate_type,
+        "matter_code": access.matter_code,
+        "purpose": access.purpose,
+        "holder": {"id_type": holder.id_type, "id": holder.id},
+        "fields": dict(fields),
+    }
+
+
+def _log_line(access: _Access, outcome: str, reason: str, index: int) -> None:
+    if _log.isEnabledFor(logging.INFO):
+        _log.info(
+            json.dumps(
+                {
+                    "method": access.method,
+                    "request_id": access.request_id,
+                    "consumer": access.consumer,
+                    "resource": access.resource_code,
+                    "matter": access.matter_code,
+                    "holder": access.holder_id_masked,
+                    "outcome": outcome,
+                    "reason": reason,
+                    "log_index": index,
+                    "latency_ms": round((time.perf_counter() - access.started) * 1e3, 3),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex

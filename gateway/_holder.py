@@ -1,0 +1,41 @@
+"""Holder ids leave the request path only as a keyed hash and a masked form."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+__all__ = ["HolderIdProtector", "mask_holder_id"]
+
+_KEY_BYTES = 32
+
+
+def mask_holder_id(holder_id: str) -> str:
+    """Keep the first four and last four characters: 3604**********0071."""
+    if len(holder_id) <= 8:
+        return "*" * len(holder_id)
+    return holder_id[:4] + "*" * (len(holder_id) - 8) + holder_id[-4:]
+
+
+class HolderIdProtector:
+    """HMAC-SHA256 under a secret key, so the log can be searched by holder but
+    a leaked log does not reveal ids (citizen ids are too few to hash unkeyed)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("holder hash key must be at least 16 bytes")
+        self._key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> HolderIdProtector:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(_KEY_BYTES) + "\n")
+            path.chmod(0o600)
+        return cls(bytes.fromhex(path.read_text().strip()))
+
+    def hash(self, holder_id_type: str, holder_id: str) -> str:
+        message = f"{holder_id_type}:{holder_id.upper()}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()

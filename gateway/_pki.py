@@ -1,0 +1,161 @@
+"""A development PKI: a CA, the gateway's server certificate, and client
+certificates whose URI SAN names the principal (SPIFFE style).
+
+Production plugs in the government CA instead; nothing else changes, because
+the gateway reads identity only from the verified client certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["DEFAULT_TRUST_DOMAIN", "DevPki", "IssuedCertificate", "principal_uri"]
+
+DEFAULT_TRUST_DOMAIN = "govshare.local"
+_CA_DAYS = 3650
+_LEAF_DAYS = 825
+
+
+def principal_uri(trust_domain: str, kind: str, name: str) -> str:
+    """`spiffe://<trust-domain>/<kind>/<name>`, kind one of dept, admin, auditor."""
+    if kind not in ("dept", "admin", "auditor"):
+        raise ValueError(f"unknown principal kind {kind!r}")
+    return f"spiffe://{trust_domain}/{kind}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    """Paths of an issued certificate and its private key (PEM)."""
+
+    certificate: Path
+    private_key: Path
+
+
+class DevPki:
+    """A development CA kept in one folder: ca.crt/ca.key, server.crt/key, clients."""
+
+    def __init__(self, folder: Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> None:
+        self.folder = folder
+        self.trust_domain = trust_domain
+
+    @property
+    def ca_certificate(self) -> Path:
+        return self.folder / "ca.crt"
+
+    @property
+    def server(self) -> IssuedCertificate:
+        return IssuedCertificate(self.folder / "server.crt", self.folder / "server.key")
+
+    def exists(self) -> bool:
+        return self.ca_certificate.exists() and self.server.certificate.exists()
+
+    def init(self, *, common_name: str = "govshare development CA") -> None:
+        """Create the CA and the server certificate (localhost, 127.0.0.1, ::1)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = _dt.datetime.now(_dt.UTC)
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=_CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_key(self.folder / "ca.key", key)
+        self.ca_certificate.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self._issue(
+            self.server,
+            common_name="govshare gateway",
+            sans=[
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.IPAddress(ipaddress.ip_address("::1")),
+            ],
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        )
+
+    def issue(self, kind: str, name: str) -> IssuedCertificate:
+        """Issue a client certificate for a department (USCC), admin or auditor."""
+        uri = principal_uri(self.trust_domain, kind, name)
+        target = IssuedCertificate(
+            self.folder / f"{kind}-{name}.crt", self.folder / f"{kind}-{name}.key"
+        )
+        self._issue(
+            target,
+            common_name=name,
+            sans=[x509.UniformResourceIdentifier(uri)],
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
+        return target
+
+    def _issue(
+        self,
+        target: IssuedCertificate,
+        *,
+        common_name: str,
+        sans: list[x509.GeneralName],
+        usage: x509.ObjectIdentifier,
+    ) -> None:
+        ca_key = serialization.load_pem_private_key((self.folder / "ca.key").read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        ca = x509.load_pem_x509_certificate(self.ca_certificate.read_bytes())
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _dt.datetime.now(_dt.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=_LEAF_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_key(target.private_key, key)
+        target.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)

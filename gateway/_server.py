@@ -1,0 +1,153 @@
+"""The gateway process: loads the catalogue, opens the audit log and signing
+key, builds the registry adapters, and serves gRPC over mTLS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from govshare.adapters import Adapter
+from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
+from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from govshare.directory import (
+    Catalogue,
+    SqlCatalogueStore,
+    load_builtin_catalogue,
+    load_catalogue,
+)
+
+from ._auditlog import SqliteAccessLog
+from ._config import GatewayConfig
+from ._directory_service import DirectoryServicer
+from ._evidence import EvidenceSigner, load_or_create_signer
+from ._exchange import ExchangeServicer
+from ._holder import HolderIdProtector
+from ._pki import DevPki
+from ._registry import AdapterRouter
+
+__all__ = ["Gateway"]
+
+_log = logging.getLogger("govshare.gateway")
+_SERVICE_NAMES = (
+    exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
+    directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+)
+
+
+class Gateway:
+    """One gateway instance; `async with Gateway(config) as gw:` serves until exit."""
+
+    def __init__(self, config: GatewayConfig, *, adapters: Sequence[Adapter] | None = None) -> None:
+        self.config = config
+        self._extra_adapters = adapters
+        self._server: grpc.aio.Server | None = None
+        self._store: SqlCatalogueStore | None = None
+        self._access_log: SqliteAccessLog | None = None
+        self._router: AdapterRouter | None = None
+        self._catalogue: Catalogue | None = None
+        self.signer: EvidenceSigner | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    @property
+    def catalogue(self) -> Catalogue:
+        assert self._catalogue is not None, "gateway not started"
+        return self._catalogue
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        pki = DevPki(config.pki_dir, config.trust_domain)
+        if not pki.exists():
+            raise RuntimeError(f"no PKI in {config.pki_dir}: run `govshare pki init` first")
+        self._store = SqlCatalogueStore(config.effective_catalogue_url)
+        self._catalogue = await _load_catalogue(self._store, config)
+        self.signer = load_or_create_signer(config.keys_dir, config.signing_algorithm)
+        holder_ids = HolderIdProtector.load_or_create(config.keys_dir / "holder-hash.key")
+        self._access_log = SqliteAccessLog(config.audit_log_path, max_batch=config.audit_max_batch)
+        await self._access_log.open()
+        self._router = (
+            AdapterRouter(self._extra_adapters)
+            if self._extra_adapters is not None
+            else AdapterRouter.from_registries(config.registries)
+        )
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
+            ExchangeServicer(
+                catalogue=lambda: self.catalogue,
+                adapters=self._router,
+                signer=self.signer,
+                access_log=self._access_log,
+                holder_ids=holder_ids,
+                trust_domain=config.trust_domain,
+                default_timeout=config.provider_timeout_seconds,
+            ),
+            server,
+        )
+        directory_pb2_grpc.add_DirectoryServiceServicer_to_server(
+            DirectoryServicer(catalogue=lambda: self.catalogue, trust_domain=config.trust_domain),
+            server,
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in (*_SERVICE_NAMES, ""):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        credentials = grpc.ssl_server_credentials(
+            [(pki.server.private_key.read_bytes(), pki.server.certificate.read_bytes())],
+            root_certificates=pki.ca_certificate.read_bytes(),
+            require_client_auth=True,
+        )
+        self.port = server.add_secure_port(config.listen, credentials)
+        await server.start()
+        self._server = server
+        _log.info("gateway listening on %s (mTLS)", self.address)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        if self._access_log is not None:
+            await self._access_log.close()
+            self._access_log = None
+        if self._router is not None:
+            await self._router.close()
+            self._router = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def wait_for_termination(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+
+async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Catalogue:
+    """Load the directory, seeding an empty store from the configured seed."""
+    await store.create_schema()
+    if await store.is_empty():
+        seed = (
+            load_catalogue(Path(config.catalogue_seed))
+            if config.catalogue_seed
+            else load_builtin_catalogue()
+        )
+        await store.replace(seed)
+    return await store.load()
