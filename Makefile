@@ -24,7 +24,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway directory adapters
+	@# mypy cannot follow setuptools' editable import hook, so it reads the
+	@# rooms through a tree of symlinks laid out as the installed package.
+	rm -rf build/typecheck && mkdir -p build/typecheck/govshare
+	for room in gateway directory adapters; do ln -s ../../../$$room build/typecheck/govshare/$$room; done
+	ln -s ../../../protos/python build/typecheck/govshare/api
+	MYPYPATH=build/typecheck $(BIN)/mypy -p govshare.gateway -p govshare.directory -p govshare.adapters
 
 protos: $(STAMP)
 	$(BIN)/python protos/generate.py

@@ -11,13 +11,33 @@ from ._base import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ._http_json import HttpJsonAdapter
+from ._mapping import (
+    FieldMapping,
+    NotFoundRule,
+    PickRule,
+    RegistryMapping,
+    RequestTemplate,
+    ResourceMapping,
+)
+from ._mapping_load import load_builtin_mappings, load_mapping, parse_mapping
 
 __all__ = [
     "Adapter",
+    "FieldMapping",
     "HolderNotFound",
+    "HttpJsonAdapter",
     "LookupRequest",
+    "NotFoundRule",
+    "PickRule",
     "ProviderError",
     "ProviderRecord",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "RegistryMapping",
+    "RequestTemplate",
+    "ResourceMapping",
+    "load_builtin_mappings",
+    "load_mapping",
+    "parse_mapping",
 ]

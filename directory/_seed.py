@@ -62,6 +62,11 @@ def parse_catalogue(text: str, *, source: str = "<catalogue>") -> Catalogue:
     resources = _rows(document, "resources", source, problems, _resource)
     certificate_types = _rows(document, "certificate_types", source, problems, _certificate_type)
     grants = _rows(document, "grants", source, problems, _grant)
+    _duplicates(source, "department", [d.uscc for d in departments], problems)
+    _duplicates(source, "resource", [r.code for r in resources], problems)
+    _duplicates(source, "certificate type", [c.key for c in certificate_types], problems)
+    _duplicates(source, "certificate type code", [c.type_code for c in certificate_types], problems)
+    _duplicates(source, "grant", [g.grant_id for g in grants], problems)
     known_departments = {d.uscc for d in departments}
     known_resources = {r.code: r for r in resources}
     for resource in resources:
@@ -81,6 +86,14 @@ def parse_catalogue(text: str, *, source: str = "<catalogue>") -> Catalogue:
     if problems:
         raise CatalogueError(problems)
     return Catalogue.build(departments, resources, certificate_types, grants)
+
+
+def _duplicates(source: str, kind: str, keys: list[str], problems: list[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            problems.append(f"{source}: duplicate {kind} {key}")
+        seen.add(key)
 
 
 def _rows(

@@ -129,8 +129,12 @@ class SqlCatalogueStore:
         async with self._engine.begin() as conn:
             for table in (_grants, _certificate_types, _resources, _departments):
                 await conn.execute(delete(table))
-            await _insert(conn, _departments, [_department_row(d) for d in catalogue.departments.values()])
-            await _insert(conn, _resources, [_resource_row(r) for r in catalogue.resources.values()])
+            await _insert(
+                conn, _departments, [_department_row(d) for d in catalogue.departments.values()]
+            )
+            await _insert(
+                conn, _resources, [_resource_row(r) for r in catalogue.resources.values()]
+            )
             await _insert(
                 conn,
                 _certificate_types,
@@ -248,7 +252,8 @@ def _grant_row(g: Grant) -> dict[str, Any]:
 def _grant_from_row(r: Any) -> Grant:
     valid_from = r["valid_from"]
     valid_until = r["valid_until"]
-    assert isinstance(valid_from, _dt.date) and isinstance(valid_until, _dt.date)
+    assert isinstance(valid_from, _dt.date)
+    assert isinstance(valid_until, _dt.date)
     return Grant(
         grant_id=r["grant_id"],
         consumer=r["consumer"],

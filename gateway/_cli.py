@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         async with Gateway(config) as gateway:
             print(f"govshare gateway listening on {gateway.address} (mTLS)", flush=True)
-            await _until_signalled()
+            await gateway.serve_until_signalled()
 
     asyncio.run(run())
     return 0
@@ -152,15 +150,6 @@ def _audit_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"FAILED at index {result.first_bad_index}: {result.problem}")
     return 1
-
-
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 if __name__ == "__main__":

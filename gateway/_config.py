@@ -36,10 +36,12 @@ class GatewayConfig:
     # Used when the caller sets no deadline.
     provider_timeout_seconds: float = 5.0
     audit_max_batch: int = 1024
+    # Where the CA and the server certificate live; default "<data_dir>/pki".
+    pki_dir: Path | None = None
 
     @property
-    def pki_dir(self) -> Path:
-        return self.data_dir / "pki"
+    def pki_path(self) -> Path:
+        return self.pki_dir if self.pki_dir is not None else self.data_dir / "pki"
 
     @property
     def keys_dir(self) -> Path:
@@ -54,7 +56,9 @@ class GatewayConfig:
         return self.catalogue_url or f"sqlite+aiosqlite:///{self.data_dir / 'directory.db'}"
 
     @classmethod
-    def load(cls, path: Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    def load(
+        cls, path: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> GatewayConfig:
         """Read `path` (YAML) if given, then GOVSHARE_* variables override."""
         values: dict[str, Any] = {}
         if path is not None:
@@ -79,8 +83,9 @@ class GatewayConfig:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     coerced = dict(values)
-    if "data_dir" in coerced:
-        coerced["data_dir"] = Path(coerced["data_dir"])
+    for name in ("data_dir", "pki_dir"):
+        if coerced.get(name) is not None:
+            coerced[name] = Path(coerced[name])
     for name in ("provider_timeout_seconds",):
         if name in coerced:
             coerced[name] = float(coerced[name])

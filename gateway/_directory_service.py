@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-
 from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from govshare.directory import (
     Catalogue,
@@ -54,17 +53,23 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         self._trust_domain = trust_domain
 
     async def ListDepartments(
-        self, request: directory_pb2.ListDepartmentsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: directory_pb2.ListDepartmentsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> directory_pb2.ListDepartmentsResponse:
         catalogue = await self._authorize(context)
         items = sorted(catalogue.departments.values(), key=lambda d: d.uscc)
-        page, token = await _page(context, "departments", items, request.page_size, request.page_token)
+        page, token = await _page(
+            context, "departments", items, request.page_size, request.page_token
+        )
         return directory_pb2.ListDepartmentsResponse(
             departments=[_department(d) for d in page], next_page_token=token
         )
 
     async def GetDepartment(
-        self, request: directory_pb2.GetDepartmentRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: directory_pb2.GetDepartmentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> directory_pb2.Department:
         catalogue = await self._authorize(context)
         found = catalogue.departments.get(_name_id(request.name, "departments/"))
@@ -74,11 +79,15 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         return _department(found)
 
     async def ListResources(
-        self, request: directory_pb2.ListResourcesRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: directory_pb2.ListResourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> directory_pb2.ListResourcesResponse:
         catalogue = await self._authorize(context)
         items = sorted(catalogue.resources.values(), key=lambda r: r.code)
-        page, token = await _page(context, "resources", items, request.page_size, request.page_token)
+        page, token = await _page(
+            context, "resources", items, request.page_size, request.page_token
+        )
         return directory_pb2.ListResourcesResponse(
             resources=[_resource(r) for r in page], next_page_token=token
         )
@@ -115,7 +124,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         catalogue = await self._authorize(context)
         found = catalogue.certificate_type(_name_id(request.name, "certificateTypes/"))
         if found is None:
-            await _abort(context, GovshareError(Reason.RESOURCE_NOT_FOUND, "no such certificate type"))
+            await _abort(
+                context, GovshareError(Reason.RESOURCE_NOT_FOUND, "no such certificate type")
+            )
         assert found is not None
         return _certificate_type(found, catalogue)
 
@@ -126,9 +137,13 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             if caller.role is Role.DEPARTMENT:
                 department = catalogue.departments.get(caller.name)
                 if department is None:
-                    raise GovshareError(Reason.CALLER_UNKNOWN, "the calling department is not registered")
+                    raise GovshareError(
+                        Reason.CALLER_UNKNOWN, "the calling department is not registered"
+                    )
                 if department.state is DepartmentState.SUSPENDED:
-                    raise GovshareError(Reason.CALLER_SUSPENDED, "the calling department is suspended")
+                    raise GovshareError(
+                        Reason.CALLER_SUSPENDED, "the calling department is suspended"
+                    )
         except GovshareError as error:
             await _abort(context, error)
         return catalogue
@@ -151,7 +166,9 @@ async def _page(
     page_token: str,
 ) -> tuple[Sequence[_T], str]:
     if page_size < 0:
-        await _abort(context, GovshareError(Reason.REQUEST_INVALID, "page_size must not be negative"))
+        await _abort(
+            context, GovshareError(Reason.REQUEST_INVALID, "page_size must not be negative")
+        )
     size = min(page_size or _DEFAULT_PAGE_SIZE, _MAX_PAGE_SIZE)
     offset = 0
     if page_token:

@@ -37,7 +37,14 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-__all__ = ["ERROR_DOMAIN", "GovshareError", "Reason", "grpc_code_of", "to_grpc_status"]
+__all__ = [
+    "ERROR_DOMAIN",
+    "GovshareError",
+    "Reason",
+    "error_info_of",
+    "grpc_code_of",
+    "to_grpc_status",
+]
 
 ERROR_DOMAIN = "govshare"
 
@@ -115,3 +122,15 @@ def to_grpc_status(error: GovshareError) -> grpc.Status:
     detail.Pack(info)
     status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
     return rpc_status.to_status(status)
+
+
+def error_info_of(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo a failed call carried in its google.rpc.Status, if any (client side)."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        return None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None

@@ -25,6 +25,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey
 from joserfc.registry import HeaderParameter
 
+from ._secrets import write_secret
+
 __all__ = [
     "SIGNING_ALGORITHMS",
     "EvidenceSigner",
@@ -88,24 +90,27 @@ class EvidenceSigner:
 
 def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceSigner:
     """Load the signing key from `folder` (PEM), creating it on first start."""
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise ValueError(f"unsupported signing algorithm {algorithm!r}")
     path = folder / f"evidence-signing-{algorithm.lower()}.pem"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
         private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey = (
             ed25519.Ed25519PrivateKey.generate()
             if algorithm == "Ed25519"
             else ec.generate_private_key(ec.SECP256R1())
         )
-        path.write_bytes(
+        write_secret(
+            path,
             private.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            )
+            ),
         )
-        path.chmod(0o600)
     pem = path.read_bytes()
-    key: OKPKey | ECKey = OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
+    key: OKPKey | ECKey = (
+        OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
+    )
     return EvidenceSigner(key, algorithm)
 
 
@@ -127,7 +132,7 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
         header = _peek_header(token)
         kid = str(header.get("kid", ""))
         keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
-    except (ValueError, JoseError):
+    except (ValueError, KeyError, TypeError, JoseError):
         return EvidenceVerification(False, "MALFORMED")
     index = header.get("gsidx")
     request_id = str(header.get("gsreq", ""))

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-
 from govshare.adapters import (
     HolderNotFound,
     LookupRequest,
@@ -118,10 +117,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self._clock = clock
 
     async def GetCertificate(
-        self, request: exchange_pb2.GetCertificateRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: exchange_pb2.GetCertificateRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.Evidence:
         access = _Access(
-            "GetCertificate", request.request_id or _new_request_id(), request.matter_code, request.purpose
+            "GetCertificate",
+            request.request_id or _new_request_id(),
+            request.matter_code,
+            request.purpose,
         )
 
         async def body() -> exchange_pb2.Evidence:
@@ -138,7 +142,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             access.certificate_type = ctype.key
             resource = self._resource(catalogue, ctype.resource, access)
             return await self._exchange(
-                context, access, caller, catalogue, resource, request.holder, (), ctype.holder_id_type
+                context,
+                access,
+                caller,
+                catalogue,
+                resource,
+                request.holder,
+                (),
+                ctype.holder_id_type,
             )
 
         return await self._serve(context, access, body)
@@ -147,7 +158,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self, request: exchange_pb2.QueryRecordRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> exchange_pb2.Evidence:
         access = _Access(
-            "QueryRecord", request.request_id or _new_request_id(), request.matter_code, request.purpose
+            "QueryRecord",
+            request.request_id or _new_request_id(),
+            request.matter_code,
+            request.purpose,
         )
 
         async def body() -> exchange_pb2.Evidence:
@@ -156,13 +170,22 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             _require(request.resource_code, "resource_code")
             resource = self._resource(catalogue, request.resource_code, access)
             return await self._exchange(
-                context, access, caller, catalogue, resource, request.holder, tuple(request.fields), None
+                context,
+                access,
+                caller,
+                catalogue,
+                resource,
+                request.holder,
+                tuple(request.fields),
+                None,
             )
 
         return await self._serve(context, access, body)
 
     async def VerifyEvidence(
-        self, request: exchange_pb2.VerifyEvidenceRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: exchange_pb2.VerifyEvidenceRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.VerifyEvidenceResponse:
         result = verify_evidence(request.jws, self._signer.jwks)
         return exchange_pb2.VerifyEvidenceResponse(
@@ -174,7 +197,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         )
 
     async def ListSigningKeys(
-        self, request: exchange_pb2.ListSigningKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: exchange_pb2.ListSigningKeysRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.ListSigningKeysResponse:
         return exchange_pb2.ListSigningKeysResponse(jwks_json=self._signer.jwks_json)
 
@@ -230,7 +255,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         if len(access.purpose) > _MAX_PURPOSE:
             raise GovshareError(Reason.REQUEST_INVALID, "purpose is longer than 200 characters")
         now = self._clock()
-        decision = decide(catalogue, caller, resource, requested_fields, access.matter_code, now.date())
+        decision = decide(
+            catalogue, caller, resource, requested_fields, access.matter_code, now.date()
+        )
         access.grant_ids = decision.grant_ids
         _check_holder(holder, expected_id_type)
         fields = await self._lookup(context, access, decision, holder)
@@ -239,7 +266,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         access.evidence_digest = hashlib.sha256(payload).hexdigest()
         pending = self._append(access, "ALLOWED", "", now)
         token = self._signer.sign(
-            payload, request_id=access.request_id, log_index=pending.index, issued_at=int(now.timestamp())
+            payload,
+            request_id=access.request_id,
+            log_index=pending.index,
+            issued_at=int(now.timestamp()),
         )
         await self._durable(pending)
         _log_line(access, "ALLOWED", "", pending.index)
@@ -279,14 +309,16 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             ) from None
         except ProviderTimeout:
             raise GovshareError(
-                Reason.PROVIDER_TIMEOUT, "the registry did not answer in time", timeout=f"{timeout:.3f}"
+                Reason.PROVIDER_TIMEOUT,
+                "the registry did not answer in time",
+                timeout=f"{timeout:.3f}",
             ) from None
         except ProviderError as error:
             raise GovshareError(Reason.PROVIDER_UNAVAILABLE, str(error)) from None
         return {name: record.fields[name] for name in decision.fields if name in record.fields}
 
     def _provider_timeout(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
-        remaining = context.time_remaining()
+        remaining: float | None = context.time_remaining()
         if remaining is None:
             return self._default_timeout
         reserve = min(_DEADLINE_RESERVE_MAX, remaining * _DEADLINE_RESERVE_FRACTION)

@@ -7,6 +7,8 @@ import hmac
 import secrets
 from pathlib import Path
 
+from ._secrets import write_secret
+
 __all__ = ["HolderIdProtector", "mask_holder_id"]
 
 _KEY_BYTES = 32
@@ -31,9 +33,7 @@ class HolderIdProtector:
     @classmethod
     def load_or_create(cls, path: Path) -> HolderIdProtector:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(_KEY_BYTES) + "\n")
-            path.chmod(0o600)
+            write_secret(path, (secrets.token_hex(_KEY_BYTES) + "\n").encode())
         return cls(bytes.fromhex(path.read_text().strip()))
 
     def hash(self, holder_id_type: str, holder_id: str) -> str:

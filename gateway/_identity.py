@@ -47,12 +47,16 @@ def principal_from_auth_context(
     uri = values[0].decode("utf-8", "replace")
     prefix = f"spiffe://{trust_domain}/"
     if not uri.startswith(prefix):
-        raise GovshareError(Reason.CALLER_UNKNOWN, "client certificate is from another trust domain")
+        raise GovshareError(
+            Reason.CALLER_UNKNOWN, "client certificate is from another trust domain"
+        )
     kind, _, name = uri[len(prefix) :].partition("/")
     try:
         role = Role(kind)
     except ValueError:
-        raise GovshareError(Reason.CALLER_UNKNOWN, "client certificate names no known role") from None
+        raise GovshareError(
+            Reason.CALLER_UNKNOWN, "client certificate names no known role"
+        ) from None
     if not name or "/" in name:
         raise GovshareError(Reason.CALLER_UNKNOWN, "client certificate names no principal")
     return Principal(role, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,17 +18,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ._secrets import write_secret
+
 __all__ = ["DEFAULT_TRUST_DOMAIN", "DevPki", "IssuedCertificate", "principal_uri"]
 
 DEFAULT_TRUST_DOMAIN = "govshare.local"
 _CA_DAYS = 3650
 _LEAF_DAYS = 825
+# One path segment of a SPIFFE id, also safe as part of a file name.
+_PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def principal_uri(trust_domain: str, kind: str, name: str) -> str:
     """`spiffe://<trust-domain>/<kind>/<name>`, kind one of dept, admin, auditor."""
     if kind not in ("dept", "admin", "auditor"):
         raise ValueError(f"unknown principal kind {kind!r}")
+    if _PRINCIPAL_NAME.fullmatch(name) is None:
+        raise ValueError(f"principal name {name!r} must match {_PRINCIPAL_NAME.pattern}")
     return f"spiffe://{trust_domain}/{kind}/{name}"
 
 
@@ -86,7 +93,9 @@ class DevPki:
                 ),
                 critical=True,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         _write_key(self.folder / "ca.key", key)
@@ -151,11 +160,11 @@ class DevPki:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
+    write_secret(
+        path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    path.chmod(0o600)

@@ -85,7 +85,8 @@ def _decide_conditional(
     current = [g for g in grants if g.is_valid_on(today)]
     if not current:
         raise GovshareError(
-            Reason.GRANT_EXPIRED, "the grants for this resource are not valid today",
+            Reason.GRANT_EXPIRED,
+            "the grants for this resource are not valid today",
             resource=resource.code,
         )
     covering = [g for g in current if matter_code in g.matter_codes]

@@ -3,14 +3,13 @@ key, builds the registry adapters, and serves gRPC over mTLS."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
 from govshare.adapters import Adapter
 from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
@@ -20,6 +19,8 @@ from govshare.directory import (
     load_builtin_catalogue,
     load_catalogue,
 )
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from ._auditlog import SqliteAccessLog
 from ._config import GatewayConfig
@@ -73,9 +74,9 @@ class Gateway:
     async def start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        pki = DevPki(config.pki_dir, config.trust_domain)
+        pki = DevPki(config.pki_path, config.trust_domain)
         if not pki.exists():
-            raise RuntimeError(f"no PKI in {config.pki_dir}: run `govshare pki init` first")
+            raise RuntimeError(f"no PKI in {config.pki_path}: run `govshare pki init` first")
         self._store = SqlCatalogueStore(config.effective_catalogue_url)
         self._catalogue = await _load_catalogue(self._store, config)
         self.signer = load_or_create_signer(config.keys_dir, config.signing_algorithm)
@@ -135,9 +136,17 @@ class Gateway:
             await self._store.close()
             self._store = None
 
-    async def wait_for_termination(self) -> None:
-        assert self._server is not None
-        await self._server.wait_for_termination()
+    async def serve_until_signalled(self) -> None:
+        """Serve until SIGINT or SIGTERM."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Catalogue:

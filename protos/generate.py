@@ -23,7 +23,9 @@ _IMPORT = re.compile(r"^(from|import) govshare\.(\w+)\.v1\b", re.MULTILINE)
 
 
 def generate(out_dir: Path) -> None:
-    sources = sorted(str(p.relative_to(_PROTO_ROOT)) for p in _PROTO_ROOT.glob("govshare/**/*.proto"))
+    sources = sorted(
+        str(p.relative_to(_PROTO_ROOT)) for p in _PROTO_ROOT.glob("govshare/**/*.proto")
+    )
     well_known = Path(protoc.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -51,7 +53,9 @@ def generate(out_dir: Path) -> None:
             for source in sorted((area_dir / "v1").iterdir()):
                 text = _IMPORT.sub(r"\1 govshare.api.\2.v1", source.read_text())
                 (target / source.name).write_text(text)
-    (out_dir / "__init__.py").write_text('"""Generated protobuf code; regenerate with `make protos`."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated protobuf code; regenerate with `make protos`."""\n'
+    )
     (out_dir / "py.typed").touch()
 
 

@@ -1,0 +1,134 @@
+"""GatewayConfig: YAML file, then GOVSHARE_* environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from govshare.gateway import DEFAULT_TRUST_DOMAIN, GatewayConfig
+
+
+def write(tmp_path: Path, content: object) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(content, allow_unicode=True), "utf-8")
+    return path
+
+
+class TestDefaults:
+    def test_no_file_no_environment(self) -> None:
+        """Without file or variables the documented defaults apply."""
+        config = GatewayConfig.load(None, environ={})
+        assert config == GatewayConfig()
+        assert config.data_dir == Path(".govshare")
+        assert config.listen == "127.0.0.1:7443"
+        assert config.trust_domain == DEFAULT_TRUST_DOMAIN == "govshare.local"
+        assert config.signing_algorithm == "Ed25519"
+        assert dict(config.registries) == {}
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        """An empty YAML file is the defaults."""
+        path = tmp_path / "empty.yaml"
+        path.write_text("")
+        assert GatewayConfig.load(path, environ={}) == GatewayConfig()
+
+
+class TestFile:
+    def test_values_and_types(self, tmp_path: Path) -> None:
+        """YAML values land typed: data_dir a Path, numbers coerced, registries a str map."""
+        path = write(
+            tmp_path,
+            {
+                "data_dir": str(tmp_path / "data"),
+                "listen": "0.0.0.0:8443",
+                "trust_domain": "gov.example",
+                "signing_algorithm": "ES256",
+                "registries": {"public_security": "http://127.0.0.1:9001"},
+                "provider_timeout_seconds": 2,
+                "audit_max_batch": "256",
+            },
+        )
+        config = GatewayConfig.load(path, environ={})
+        assert config.data_dir == tmp_path / "data"
+        assert isinstance(config.data_dir, Path)
+        assert (config.listen, config.trust_domain, config.signing_algorithm) == (
+            "0.0.0.0:8443",
+            "gov.example",
+            "ES256",
+        )
+        assert dict(config.registries) == {"public_security": "http://127.0.0.1:9001"}
+        assert config.provider_timeout_seconds == 2.0
+        assert isinstance(config.provider_timeout_seconds, float)
+        assert config.audit_max_batch == 256
+
+    def test_unknown_key_rejected(self, tmp_path: Path) -> None:
+        """A misspelt key is a ValueError naming it, not silently ignored."""
+        path = write(tmp_path, {"listen": "127.0.0.1:1", "lisen": "x", "zzz": 1})
+        with pytest.raises(ValueError, match="lisen, zzz"):
+            GatewayConfig.load(path, environ={})
+
+    def test_top_level_must_be_a_mapping(self, tmp_path: Path) -> None:
+        """A YAML list is not a configuration."""
+        with pytest.raises(ValueError, match="mapping"):
+            GatewayConfig.load(write(tmp_path, ["listen"]), environ={})
+
+
+class TestEnvironment:
+    def test_environment_overrides_file(self, tmp_path: Path) -> None:
+        """GOVSHARE_* variables win over the file and are coerced to field types."""
+        path = write(tmp_path, {"listen": "127.0.0.1:1111", "audit_max_batch": 8})
+        config = GatewayConfig.load(
+            path,
+            environ={
+                "GOVSHARE_LISTEN": "127.0.0.1:2222",
+                "GOVSHARE_DATA_DIR": str(tmp_path / "env-data"),
+                "GOVSHARE_PROVIDER_TIMEOUT_SECONDS": "1.5",
+                "GOVSHARE_AUDIT_MAX_BATCH": "64",
+            },
+        )
+        assert config.listen == "127.0.0.1:2222"
+        assert config.data_dir == tmp_path / "env-data"
+        assert config.provider_timeout_seconds == 1.5
+        assert config.audit_max_batch == 64
+
+    def test_environment_alone(self) -> None:
+        """Variables apply without a file."""
+        config = GatewayConfig.load(None, environ={"GOVSHARE_TRUST_DOMAIN": "gov.example"})
+        assert config.trust_domain == "gov.example"
+
+    def test_unrelated_variables_ignored(self) -> None:
+        """Variables without the prefix, or with an unknown name, change nothing."""
+        environ = {"LISTEN": "x", "GOVSHARE_NO_SUCH_THING": "y", "govshare_listen": "z"}
+        assert GatewayConfig.load(None, environ=environ) == GatewayConfig()
+
+    def test_bad_number_rejected(self) -> None:
+        """A non-numeric timeout is a ValueError."""
+        with pytest.raises(ValueError, match="soon"):
+            GatewayConfig.load(None, environ={"GOVSHARE_PROVIDER_TIMEOUT_SECONDS": "soon"})
+
+
+class TestDerivedPaths:
+    def test_paths_under_data_dir(self, tmp_path: Path) -> None:
+        """keys, PKI, audit log and directory database default under data_dir."""
+        config = GatewayConfig.load(None, environ={"GOVSHARE_DATA_DIR": str(tmp_path)})
+        assert config.keys_dir == tmp_path / "keys"
+        assert config.pki_path == tmp_path / "pki"
+        assert config.audit_log_path == tmp_path / "audit.db"
+        assert config.effective_catalogue_url == f"sqlite+aiosqlite:///{tmp_path}/directory.db"
+
+    def test_paths_follow_replace(self, tmp_path: Path) -> None:
+        """Changing data_dir moves every derived path with it."""
+        config = GatewayConfig().replace(data_dir=tmp_path / "other")
+        assert config.audit_log_path == tmp_path / "other" / "audit.db"
+        assert config.keys_dir.parent == tmp_path / "other"
+
+    def test_explicit_catalogue_url_kept(self, tmp_path: Path) -> None:
+        """An explicit catalogue URL (e.g. PostgreSQL) is used as given."""
+        url = "postgresql+asyncpg://govshare@db/govshare"
+        config = GatewayConfig.load(write(tmp_path, {"catalogue_url": url}), environ={})
+        assert config.effective_catalogue_url == url
+
+    def test_explicit_pki_dir_kept(self, tmp_path: Path) -> None:
+        """An explicit PKI folder overrides the default under data_dir."""
+        config = GatewayConfig.load(None, environ={"GOVSHARE_PKI_DIR": str(tmp_path / "ca")})
+        assert config.pki_path == tmp_path / "ca"

@@ -1,0 +1,62 @@
+"""Helpers shared by the test modules (importable as `support`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.rpc import error_details_pb2
+from govshare.api.exchange.v1 import exchange_pb2_grpc
+from govshare.gateway import Gateway, IssuedCertificate, error_info_of, open_channel
+
+LAND_REGISTRY = "11330100002482106W"  # 市不动产登记中心: grants on identity, marriage, real estate
+HOUSING = "113301000024821070"  # 市住房保障和房产管理局: an expired grant on tax records
+SUSPENDED = "113301000024821083"  # 市人力资源和社会保障局: suspended in the seed
+UNREGISTERED = "11330100002482199F"  # valid USCC, certificate from our CA, not in the directory
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The development CA and the client certificates the tests present."""
+
+    folder: Path
+    ca_certificate: Path
+    land_registry: IssuedCertificate
+    housing: IssuedCertificate
+    suspended: IssuedCertificate
+    unregistered: IssuedCertificate
+    admin: IssuedCertificate
+    foreign: IssuedCertificate  # a department certificate from another CA
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway and the means to call it as a given principal."""
+
+    gateway: Gateway
+    pki: Pki
+
+    @property
+    def audit_db(self) -> Path:
+        return self.gateway.config.audit_log_path
+
+    def channel(self, client: IssuedCertificate) -> grpc.aio.Channel:
+        return open_channel(self.gateway.address, self.pki.ca_certificate, client)
+
+    def exchange(self, channel: grpc.aio.Channel) -> exchange_pb2_grpc.ExchangeServiceStub:
+        return exchange_pb2_grpc.ExchangeServiceStub(channel)
+
+    def audit_rows(self) -> list[sqlite3.Row]:
+        """Committed access records, read straight from the log's SQLite file."""
+        with sqlite3.connect(self.audit_db) as conn:
+            conn.row_factory = sqlite3.Row
+            return list(conn.execute("SELECT * FROM access_log ORDER BY idx"))
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo inside the google.rpc.Status the gateway sent."""
+    info = error_info_of(error)
+    assert info is not None, "the gateway sent no google.rpc.Status with an ErrorInfo"
+    return info
