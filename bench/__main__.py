@@ -1,0 +1,254 @@
+"""`make bench`: the gateway against a bare mTLS gRPC echo, in one run.
+
+Processes: the echo server and the gateway are pinned to CPU 0; the load
+generator and the registry simulators to CPU 1 (on a 2-core machine the
+simulators share a core with the load, which the report states). Each
+scenario runs `--repeats` times; the report keeps the median of each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench._appends import measure_appends
+
+_ROOT = Path(__file__).resolve().parent.parent
+_SERVER_CPU = 0
+_CLIENT_CPU = 1
+
+
+class _Child:
+    """A server child process that announced its address with READY."""
+
+    def __init__(self, kind: str, args: dict[str, Any]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench._servers", kind, json.dumps(args)],
+            cwd=_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            self.process.kill()
+            raise RuntimeError(f"{kind} did not start: {line!r}")
+        self.info: dict[str, Any] = json.loads(line[len("READY ") :])
+
+    def stop(self) -> str:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        if not self.process.stdin.closed:
+            self.process.stdin.close()
+        out = self.process.stdout.read()
+        self.process.wait(timeout=30)
+        return out
+
+
+def _load(args: dict[str, Any]) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench._loadgen", json.dumps(args)],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=args["warmup"] + args["duration"] + 60,
+    )
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    versions = {}
+    for name in ("grpcio", "protobuf", "aiohttp", "joserfc", "cryptography", "SQLAlchemy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("rps", "p50_ms", "p99_ms")
+    merged: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    merged["errors"] = sum(r["errors"] for r in runs)
+    merged["runs"] = len(runs)
+    return merged
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    from govshare.adapters.simulators import generate_population
+    from govshare.gateway import DevPki
+
+    concurrencies = [int(c) for c in arguments.concurrency.split(",")]
+    scenarios = [("echo", c) for c in concurrencies]
+    scenarios += [("get_certificate", c) for c in concurrencies]
+    scenarios += [("query_record", 16)]
+    holders = [p.citizen_id for p in generate_population().persons[:500]]
+    results: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        pki = DevPki(Path(folder) / "pki")
+        pki.init()
+        client = pki.issue("dept", "11330100002482106W")
+        common = {"pki_dir": str(pki.folder)}
+        simulators = _Child("simulators", {**common, "cpu": _CLIENT_CPU})
+        stack.callback(simulators.stop)
+        echo = _Child("echo", {**common, "cpu": _SERVER_CPU})
+        stack.callback(echo.stop)
+        gateway = _Child(
+            "gateway",
+            {
+                **common,
+                "cpu": _SERVER_CPU,
+                "data_dir": str(Path(folder) / "gateway"),
+                "registries": simulators.info["base_urls"],
+            },
+        )
+        for repeat in range(arguments.repeats):
+            for method, concurrency in scenarios:
+                target = echo if method == "echo" else gateway
+                result = _load(
+                    {
+                        **common,
+                        "cpu": _CLIENT_CPU,
+                        "address": target.info["address"],
+                        "cert": str(client.certificate),
+                        "key": str(client.private_key),
+                        "method": method,
+                        "concurrency": concurrency,
+                        "warmup": arguments.warmup,
+                        "duration": arguments.duration,
+                        "holders": holders,
+                    }
+                )
+                results.setdefault(f"{method}@c{concurrency}", []).append(result)
+                print(
+                    f"  run {repeat + 1} {method:<16} c={concurrency:<3} "
+                    f"{result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+                    f"p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}",
+                    flush=True,
+                )
+        out = gateway.stop()
+        peak = next(
+            (int(line.split()[1]) for line in out.splitlines() if line.startswith("PEAK_RSS_KIB")),
+            0,
+        )
+    medians = {name: _median(runs) for name, runs in results.items()}
+    ratios = {}
+    for c in concurrencies:
+        echo_m, gw_m = medians[f"echo@c{c}"], medians[f"get_certificate@c{c}"]
+        ratios[f"c{c}"] = {
+            "throughput_ratio": gw_m["rps"] / echo_m["rps"] if echo_m["rps"] else 0.0,
+            "p99_delta_ms": gw_m["p99_ms"] - echo_m["p99_ms"],
+        }
+    appends = asyncio.run(measure_appends())
+    return {
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "settings": {
+            "duration_s": arguments.duration,
+            "warmup_s": arguments.warmup,
+            "repeats": arguments.repeats,
+            "pinning": "servers on CPU 0; load generator and registry simulators on CPU 1",
+        },
+        "scenarios": medians,
+        "ratios": ratios,
+        "gateway_peak_rss_mib": round(peak / 1024, 1),
+        "audit_appends": appends,
+        "not_measured": {
+            "ResolveMaterials": "the method does not exist yet (matters arrive with issue 3)",
+        },
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    machine = report["machine"]
+    lines = [
+        f"# govshare benchmark — {report['when']}",
+        "",
+        f"Machine: {machine['cpu']} × {machine['cpus']} CPUs, {machine['platform']}, "
+        f"Python {machine['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
+        "",
+        f"Settings: {report['settings']['duration_s']} s measured after "
+        f"{report['settings']['warmup_s']} s warm-up, median of {report['settings']['repeats']} "
+        f"runs; {report['settings']['pinning']}.",
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, m in report["scenarios"].items():
+        lines.append(
+            f"| {name} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} |"
+        )
+    lines += [
+        "",
+        "| concurrency | GetCertificate / echo throughput | p99 gateway − echo |",
+        "|---|---:|---:|",
+    ]
+    for name, r in report["ratios"].items():
+        lines.append(f"| {name} | {r['throughput_ratio']:.2f} | {r['p99_delta_ms']:+.2f} ms |")
+    appends = report["audit_appends"]
+    lines += [
+        "",
+        f"Gateway peak RSS: {report['gateway_peak_rss_mib']} MiB.",
+        "",
+        f"Audit log: {appends['appends_per_s']:.0f} durable appends/s "
+        f"({appends['appends']} appends, 64 producers, "
+        f"{appends['records_per_commit']:.0f} records per fsync'd commit).",
+        "",
+        "Not measured: " + "; ".join(f"{k} — {v}" for k, v in report["not_measured"].items()) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results")
+    arguments = parser.parse_args()
+    began = time.monotonic()
+    report = run(arguments)
+    report["total_seconds"] = round(time.monotonic() - began, 1)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    markdown = _markdown(report)
+    (arguments.out / "report.md").write_text(markdown)
+    print()
+    print(markdown)
+    print(f"written to {arguments.out} in {report['total_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

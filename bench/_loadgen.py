@@ -1,0 +1,130 @@
+"""Closed-loop load generator: `python -m bench._loadgen ARGS_JSON`.
+
+`concurrency` workers share one mTLS channel and call back to back for
+`warmup` + `duration` seconds; only calls finished after the warm-up count.
+Prints one JSON line: requests, errors, seconds, rps, p50_ms, p99_ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench._child import pin_to
+
+
+def _channel(args: dict[str, Any]) -> grpc.aio.Channel:
+    pki = Path(args["pki_dir"])
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(pki / "ca.crt").read_bytes(),
+        private_key=Path(args["key"]).read_bytes(),
+        certificate_chain=Path(args["cert"]).read_bytes(),
+    )
+    return grpc.aio.secure_channel(args["address"], credentials)
+
+
+def _caller(channel: grpc.aio.Channel, args: dict[str, Any]) -> Any:
+    method = args["method"]
+    if method == "echo":
+        echo = channel.unary_unary("/bench.Echo/Echo")
+        payload = b"x" * 120  # about the size of a GetCertificateRequest
+
+        def call(_: int) -> Any:
+            return echo(payload, timeout=10)
+
+        return call
+    from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+
+    stub = exchange_pb2_grpc.ExchangeServiceStub(channel)
+    holders: list[str] = args["holders"]
+    if method == "get_certificate":
+
+        def call(i: int) -> Any:
+            return stub.GetCertificate(
+                exchange_pb2.GetCertificateRequest(
+                    certificate_type="identity_record",
+                    holder=exchange_pb2.Holder(id_type="111", id=holders[i % len(holders)]),
+                    matter_code="330100-BDC-0001",
+                    purpose="基准测试",
+                ),
+                timeout=10,
+            )
+
+        return call
+    if method == "query_record":
+
+        def call(i: int) -> Any:
+            return stub.QueryRecord(
+                exchange_pb2.QueryRecordRequest(
+                    resource_code="101001/00001",
+                    holder=exchange_pb2.Holder(id_type="111", id=holders[i % len(holders)]),
+                    fields=["name", "birth_date"],
+                    matter_code="330100-BDC-0001",
+                    purpose="基准测试",
+                ),
+                timeout=10,
+            )
+
+        return call
+    raise SystemExit(f"unknown method {method}")
+
+
+async def _run(args: dict[str, Any]) -> dict[str, Any]:
+    warmup, duration, concurrency = args["warmup"], args["duration"], args["concurrency"]
+    latencies: list[float] = []
+    errors = 0
+    async with _channel(args) as channel:
+        await channel.channel_ready()
+        call = _caller(channel, args)
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + duration
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while True:
+                began = time.perf_counter()
+                if began >= stop_at:
+                    return
+                try:
+                    await call(i)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                ended = time.perf_counter()
+                if began >= measure_from:
+                    latencies.append(ended - began)
+                i += concurrency
+
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    latencies.sort()
+
+    def percentile(q: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3 if latencies else 0.0
+        )
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": duration,
+        "rps": len(latencies) / duration,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    }
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    pin_to(args.get("cpu"))
+    print(json.dumps(asyncio.run(_run(args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

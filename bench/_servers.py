@@ -1,0 +1,84 @@
+"""Server processes for the benchmark: `python -m bench._servers KIND ARGS_JSON`.
+
+KIND is `echo` (a bare grpc.aio unary echo with the same mTLS setup, the
+reference), `simulators` (the five registries) or `gateway`. Each pins itself,
+prints READY with its address, and runs until stdin closes; the gateway then
+prints its peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench._child import announce, peak_rss_kib, pin_to
+
+
+async def _stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+def _server_credentials(pki_dir: Path) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [((pki_dir / "server.key").read_bytes(), (pki_dir / "server.crt").read_bytes())],
+        root_certificates=(pki_dir / "ca.crt").read_bytes(),
+        require_client_auth=True,
+    )
+
+
+async def _echo(args: dict[str, Any]) -> None:
+    async def echo(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_secure_port("127.0.0.1:0", _server_credentials(Path(args["pki_dir"])))
+    await server.start()
+    announce({"address": f"127.0.0.1:{port}"})
+    await _stdin_closed()
+    await server.stop(None)
+
+
+async def _simulators(args: dict[str, Any]) -> None:
+    from govshare.adapters.simulators import generate_population, start_simulators
+
+    async with await start_simulators(generate_population()) as simulators:
+        announce({"base_urls": dict(simulators.base_urls)})
+        await _stdin_closed()
+
+
+async def _gateway(args: dict[str, Any]) -> None:
+    from govshare.gateway import Gateway, GatewayConfig
+
+    config = GatewayConfig(
+        data_dir=Path(args["data_dir"]),
+        pki_dir=Path(args["pki_dir"]),
+        listen="127.0.0.1:0",
+        registries=args["registries"],
+    )
+    async with Gateway(config) as gateway:
+        announce({"address": gateway.address})
+        await _stdin_closed()
+    sys.stdout.write("PEAK_RSS_KIB " + str(peak_rss_kib()) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    kind, raw = sys.argv[1], sys.argv[2]
+    args = json.loads(raw)
+    pin_to(args.get("cpu"))
+    runner = {"echo": _echo, "simulators": _simulators, "gateway": _gateway}[kind]
+    asyncio.run(runner(args))
+
+
+if __name__ == "__main__":
+    main()
