@@ -46,8 +46,8 @@ Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
 @_typing.final
 class AccessRecord(_message.Message):
-    """One entry of the access log. The log stores its canonical JSON; this
-    message is its typed view.
+    """One entry of the access log. The log stores its canonical JSON (`leaf`);
+    the other fields are its typed view.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -68,6 +68,7 @@ class AccessRecord(_message.Message):
     HOLDER_ID_MASKED_FIELD_NUMBER: _builtins.int
     EVIDENCE_DIGEST_FIELD_NUMBER: _builtins.int
     METHOD_FIELD_NUMBER: _builtins.int
+    LEAF_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the log, from 0."""
     consumer: _builtins.str
@@ -96,6 +97,8 @@ class AccessRecord(_message.Message):
     """SHA-256 of the evidence payload, hex, when evidence was issued."""
     method: _builtins.str
     """RPC method."""
+    leaf: _builtins.bytes
+    """The RFC 8785 canonical JSON stored in the log (the Merkle leaf)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the decision was made."""
@@ -123,11 +126,494 @@ class AccessRecord(_message.Message):
         holder_id_masked: _builtins.str = ...,
         evidence_digest: _builtins.str = ...,
         method: _builtins.str = ...,
+        leaf: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "evidence_digest", b"evidence_digest", "fields_returned", b"fields_returned", "holder_id_hash", b"holder_id_hash", "holder_id_masked", b"holder_id_masked", "index", b"index", "latency_us", b"latency_us", "matter_code", b"matter_code", "method", b"method", "outcome", b"outcome", "provider", b"provider", "purpose", b"purpose", "reason", b"reason", "request_id", b"request_id", "resource_code", b"resource_code", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "evidence_digest", b"evidence_digest", "fields_returned", b"fields_returned", "holder_id_hash", b"holder_id_hash", "holder_id_masked", b"holder_id_masked", "index", b"index", "latency_us", b"latency_us", "leaf", b"leaf", "matter_code", b"matter_code", "method", b"method", "outcome", b"outcome", "provider", b"provider", "purpose", b"purpose", "reason", b"reason", "request_id", b"request_id", "resource_code", b"resource_code", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccessRecord: _TypeAlias = AccessRecord  # noqa: Y015
+
+@_typing.final
+class ListAccessRecordsRequest(_message.Message):
+    """Request for ListAccessRecords. Empty filters match everything."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CONSUMER_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    RESOURCE_CODE_FIELD_NUMBER: _builtins.int
+    HOLDER_ID_TYPE_FIELD_NUMBER: _builtins.int
+    HOLDER_ID_FIELD_NUMBER: _builtins.int
+    MATTER_CODE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of records (default 100, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response; bound to the same filters."""
+    consumer: _builtins.str
+    """Consumer department USCC."""
+    provider: _builtins.str
+    """Provider department USCC."""
+    resource_code: _builtins.str
+    """Resource code."""
+    holder_id_type: _builtins.str
+    """Holder id type (`111` or `001`), with holder_id."""
+    holder_id: _builtins.str
+    """Holder id in clear; hashed by the server with the log's key, never stored."""
+    matter_code: _builtins.str
+    """Matter code."""
+    outcome: Global___Outcome.ValueType
+    """Outcome."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Records at or after this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Records before this time."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        consumer: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        resource_code: _builtins.str = ...,
+        holder_id_type: _builtins.str = ...,
+        holder_id: _builtins.str = ...,
+        matter_code: _builtins.str = ...,
+        outcome: Global___Outcome.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "end_time", b"end_time", "holder_id", b"holder_id", "holder_id_type", b"holder_id_type", "matter_code", b"matter_code", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "resource_code", b"resource_code", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessRecordsRequest: _TypeAlias = ListAccessRecordsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccessRecordsResponse(_message.Message):
+    """Response of ListAccessRecords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_RECORDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    @_builtins.property
+    def access_records(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessRecord]:
+        """The records, in log order."""
+
+    def __init__(
+        self,
+        *,
+        access_records: _abc.Iterable[Global___AccessRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_records", b"access_records", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessRecordsResponse: _TypeAlias = ListAccessRecordsResponse  # noqa: Y015
+
+@_typing.final
+class GetCheckpointRequest(_message.Message):
+    """Request for GetCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFRESH_FIELD_NUMBER: _builtins.int
+    refresh: _builtins.bool
+    """Publish a fresh checkpoint covering every committed entry first."""
+    def __init__(
+        self,
+        *,
+        refresh: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh", b"refresh"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class Checkpoint(_message.Message):
+    """A signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_NOTE_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    VERIFIER_KEY_FIELD_NUMBER: _builtins.int
+    signed_note: _builtins.str
+    """The signed note text, verifiable with the log's public note key."""
+    origin: _builtins.str
+    """Origin line of the checkpoint."""
+    tree_size: _builtins.int
+    """Tree size."""
+    root_hash: _builtins.bytes
+    """Root hash (32 bytes)."""
+    verifier_key: _builtins.str
+    """The log's note verifier key (`name+hash+key`), for convenience; auditors
+    should pin it out of band.
+    """
+    def __init__(
+        self,
+        *,
+        signed_note: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+        verifier_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "root_hash", b"root_hash", "signed_note", b"signed_note", "tree_size", b"tree_size", "verifier_key", b"verifier_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
+
+@_typing.final
+class GetInclusionProofRequest(_message.Message):
+    """Request for GetInclusionProof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    LEAF_HASH_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Entry index."""
+    leaf_hash: _builtins.bytes
+    """Entry leaf hash (SHA-256 of 0x00 || leaf)."""
+    tree_size: _builtins.int
+    """Tree size to prove against; 0 means the latest checkpoint's size."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        leaf_hash: _builtins.bytes = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "index", b"index", "leaf_hash", b"leaf_hash"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "index", b"index", "leaf_hash", b"leaf_hash", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_entry: _TypeAlias = _typing.Literal["index", "leaf_hash"]  # noqa: Y015
+    _WhichOneofArgType_entry: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_entry) -> _WhichOneofReturnType_entry | None: ...
+
+Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa: Y015
+
+@_typing.final
+class InclusionProof(_message.Message):
+    """An RFC 9162 inclusion proof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    LEAF_HASH_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    LEAF_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Entry index."""
+    tree_size: _builtins.int
+    """Tree size the proof is for."""
+    leaf_hash: _builtins.bytes
+    """Leaf hash of the entry."""
+    leaf: _builtins.bytes
+    """The entry itself (canonical JSON)."""
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Audit path, bottom up."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        leaf_hash: _builtins.bytes = ...,
+        hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+        leaf: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes", "index", b"index", "leaf", b"leaf", "leaf_hash", b"leaf_hash", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InclusionProof: _TypeAlias = InclusionProof  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofRequest(_message.Message):
+    """Request for GetConsistencyProof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    """Smaller tree size (at least 1)."""
+    new_size: _builtins.int
+    """Larger tree size; 0 means the latest checkpoint's size."""
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_size", b"new_size", "old_size", b"old_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
+
+@_typing.final
+class ConsistencyProof(_message.Message):
+    """An RFC 9162 consistency proof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    """Smaller tree size."""
+    new_size: _builtins.int
+    """Larger tree size."""
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Proof hashes."""
+
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+        hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes", "new_size", b"new_size", "old_size", b"old_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsistencyProof: _TypeAlias = ConsistencyProof  # noqa: Y015
+
+@_typing.final
+class ExportAccessRecordsRequest(_message.Message):
+    """Request for ExportAccessRecords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_INDEX_FIELD_NUMBER: _builtins.int
+    END_INDEX_FIELD_NUMBER: _builtins.int
+    start_index: _builtins.int
+    """First index to send (resume from the last index received + 1)."""
+    end_index: _builtins.int
+    """Stop before this index; 0 means the latest checkpoint's size."""
+    def __init__(
+        self,
+        *,
+        start_index: _builtins.int = ...,
+        end_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_index", b"end_index", "start_index", b"start_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAccessRecordsRequest: _TypeAlias = ExportAccessRecordsRequest  # noqa: Y015
+
+@_typing.final
+class ExportAccessRecordsResponse(_message.Message):
+    """One chunk of exported entries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]:
+        """Consecutive entries."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LogEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAccessRecordsResponse: _TypeAlias = ExportAccessRecordsResponse  # noqa: Y015
+
+@_typing.final
+class LogEntry(_message.Message):
+    """A raw log entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    LEAF_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Entry index."""
+    leaf: _builtins.bytes
+    """The canonical JSON leaf."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        leaf: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "leaf", b"leaf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogEntry: _TypeAlias = LogEntry  # noqa: Y015
+
+@_typing.final
+class GetUsageStatsRequest(_message.Message):
+    """Request for GetUsageStats."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Records at or after this time; unset means from the start."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Records before this time; unset means until now."""
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageStatsRequest: _TypeAlias = GetUsageStatsRequest  # noqa: Y015
+
+@_typing.final
+class UsageCount(_message.Message):
+    """A count for one key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The key (department, resource code, outcome or day YYYY-MM-DD)."""
+    count: _builtins.int
+    """Number of records."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageCount: _TypeAlias = UsageCount  # noqa: Y015
+
+@_typing.final
+class GetUsageStatsResponse(_message.Message):
+    """Response of GetUsageStats."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    BY_CONSUMER_FIELD_NUMBER: _builtins.int
+    BY_PROVIDER_FIELD_NUMBER: _builtins.int
+    BY_RESOURCE_FIELD_NUMBER: _builtins.int
+    BY_OUTCOME_FIELD_NUMBER: _builtins.int
+    BY_DAY_FIELD_NUMBER: _builtins.int
+    LATENCY_P50_MS_FIELD_NUMBER: _builtins.int
+    LATENCY_P90_MS_FIELD_NUMBER: _builtins.int
+    LATENCY_P99_MS_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """Records counted."""
+    latency_p50_ms: _builtins.float
+    """Latency percentiles in milliseconds."""
+    latency_p90_ms: _builtins.float
+    """90th percentile."""
+    latency_p99_ms: _builtins.float
+    """99th percentile."""
+    @_builtins.property
+    def by_consumer(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCount]:
+        """By consumer."""
+
+    @_builtins.property
+    def by_provider(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCount]:
+        """By provider."""
+
+    @_builtins.property
+    def by_resource(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCount]:
+        """By resource code."""
+
+    @_builtins.property
+    def by_outcome(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCount]:
+        """By outcome (ALLOWED / DENIED) and, for denials, by reason (DENIED:<reason>)."""
+
+    @_builtins.property
+    def by_day(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageCount]:
+        """By UTC day."""
+
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        by_consumer: _abc.Iterable[Global___UsageCount] | None = ...,
+        by_provider: _abc.Iterable[Global___UsageCount] | None = ...,
+        by_resource: _abc.Iterable[Global___UsageCount] | None = ...,
+        by_outcome: _abc.Iterable[Global___UsageCount] | None = ...,
+        by_day: _abc.Iterable[Global___UsageCount] | None = ...,
+        latency_p50_ms: _builtins.float = ...,
+        latency_p90_ms: _builtins.float = ...,
+        latency_p99_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_consumer", b"by_consumer", "by_day", b"by_day", "by_outcome", b"by_outcome", "by_provider", b"by_provider", "by_resource", b"by_resource", "latency_p50_ms", b"latency_p50_ms", "latency_p90_ms", b"latency_p90_ms", "latency_p99_ms", b"latency_p99_ms", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageStatsResponse: _TypeAlias = GetUsageStatsResponse  # noqa: Y015

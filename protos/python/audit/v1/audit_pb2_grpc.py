@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from govshare.api.audit.v1 import audit_pb2 as govshare_dot_audit_dot_v1_dot_audit__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,308 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class AuditServiceStub:
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAccessRecords = channel.unary_unary(
+                '/govshare.audit.v1.AuditService/ListAccessRecords',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/govshare.audit.v1.AuditService/GetCheckpoint',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/govshare.audit.v1.AuditService/GetInclusionProof',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/govshare.audit.v1.AuditService/GetConsistencyProof',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+                _registered_method=True)
+        self.ExportAccessRecords = channel.unary_stream(
+                '/govshare.audit.v1.AuditService/ExportAccessRecords',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetUsageStats = channel.unary_unary(
+                '/govshare.audit.v1.AuditService/GetUsageStats',
+                request_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsRequest.SerializeToString,
+                response_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    def ListAccessRecords(self, request, context):
+        """Lists access records, newest last, filtered and paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """Gets the latest signed checkpoint (or publishes a fresh one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """Proves that one entry is in the tree of a given size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Proves that a tree of one size is a prefix of a larger one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAccessRecords(self, request, context):
+        """Streams raw log entries from an index, for offline verification.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageStats(self, request, context):
+        """Counts and latency percentiles over a time range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAccessRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessRecords,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'ExportAccessRecords': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAccessRecords,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsResponse.SerializeToString,
+            ),
+            'GetUsageStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageStats,
+                    request_deserializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsRequest.FromString,
+                    response_serializer=govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'govshare.audit.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('govshare.audit.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    @staticmethod
+    def ListAccessRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/ListAccessRecords',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.ListAccessRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/GetCheckpoint',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/GetInclusionProof',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/GetConsistencyProof',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAccessRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/ExportAccessRecords',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.ExportAccessRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.audit.v1.AuditService/GetUsageStats',
+            govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsRequest.SerializeToString,
+            govshare_dot_audit_dot_v1_dot_audit__pb2.GetUsageStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -4,10 +4,17 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from govshare.api.audit.v1 import audit_pb2 as _audit_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
+import sys
 import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import Self as _Self
+else:
+    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -18,3 +25,106 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+
+class AuditServiceStub:
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
+    ListAccessRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAccessRecordsRequest, _audit_pb2.ListAccessRecordsResponse]
+    """Lists access records, newest last, filtered and paged."""
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.Checkpoint]
+    """Gets the latest signed checkpoint (or publishes a fresh one)."""
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]
+    """Proves that one entry is in the tree of a given size."""
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]
+    """Proves that a tree of one size is a prefix of a larger one."""
+    ExportAccessRecords: _grpc.UnaryStreamMultiCallable[_audit_pb2.ExportAccessRecordsRequest, _audit_pb2.ExportAccessRecordsResponse]
+    """Streams raw log entries from an index, for offline verification."""
+    GetUsageStats: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetUsageStatsRequest, _audit_pb2.GetUsageStatsResponse]
+    """Counts and latency percentiles over a time range."""
+
+@_typing.type_check_only
+class AuditServiceAsyncStub(AuditServiceStub):
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListAccessRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAccessRecordsRequest, _audit_pb2.ListAccessRecordsResponse]  # type: ignore[assignment]
+    """Lists access records, newest last, filtered and paged."""
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.Checkpoint]  # type: ignore[assignment]
+    """Gets the latest signed checkpoint (or publishes a fresh one)."""
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]  # type: ignore[assignment]
+    """Proves that one entry is in the tree of a given size."""
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]  # type: ignore[assignment]
+    """Proves that a tree of one size is a prefix of a larger one."""
+    ExportAccessRecords: _aio.UnaryStreamMultiCallable[_audit_pb2.ExportAccessRecordsRequest, _audit_pb2.ExportAccessRecordsResponse]  # type: ignore[assignment]
+    """Streams raw log entries from an index, for offline verification."""
+    GetUsageStats: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetUsageStatsRequest, _audit_pb2.GetUsageStatsResponse]  # type: ignore[assignment]
+    """Counts and latency percentiles over a time range."""
+
+class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The transparency log of every access decision. Auditors search it, prove
+    entries are in it, prove it was only ever appended to, and export it to
+    verify offline. Only the auditor role may call it; administrators may call
+    GetUsageStats.
+    """
+
+    @_abc_1.abstractmethod
+    def ListAccessRecords(
+        self,
+        request: _audit_pb2.ListAccessRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAccessRecordsResponse, _abc.Awaitable[_audit_pb2.ListAccessRecordsResponse]]:
+        """Lists access records, newest last, filtered and paged."""
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _audit_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.Checkpoint, _abc.Awaitable[_audit_pb2.Checkpoint]]:
+        """Gets the latest signed checkpoint (or publishes a fresh one)."""
+
+    @_abc_1.abstractmethod
+    def GetInclusionProof(
+        self,
+        request: _audit_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]:
+        """Proves that one entry is in the tree of a given size."""
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _audit_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]:
+        """Proves that a tree of one size is a prefix of a larger one."""
+
+    @_abc_1.abstractmethod
+    def ExportAccessRecords(
+        self,
+        request: _audit_pb2.ExportAccessRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.ExportAccessRecordsResponse], _abc.AsyncIterator[_audit_pb2.ExportAccessRecordsResponse]]:
+        """Streams raw log entries from an index, for offline verification."""
+
+    @_abc_1.abstractmethod
+    def GetUsageStats(
+        self,
+        request: _audit_pb2.GetUsageStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.GetUsageStatsResponse, _abc.Awaitable[_audit_pb2.GetUsageStatsResponse]]:
+        """Counts and latency percentiles over a time range."""
+
+def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
