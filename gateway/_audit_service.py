@@ -1,0 +1,304 @@
+"""AuditService: search the access log, prove entries and append-only growth,
+export for offline verification, and usage statistics.
+
+Only auditors may call it; administrators may read usage statistics.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
+
+from ._auditquery import AccessQuery, AuditReader, StoredRecord
+from ._errors import GovshareError, Reason, to_grpc_status
+from ._holder import HolderIdProtector
+from ._identity import Principal, Role, principal_from_auth_context
+
+__all__ = ["AuditServicer", "ProofSource", "SignedCheckpoint"]
+
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1000
+_EXPORT_CHUNK = 500
+_OUTCOMES = {
+    audit_pb2.OUTCOME_ALLOWED: "ALLOWED",
+    audit_pb2.OUTCOME_DENIED: "DENIED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """A published checkpoint: the signed note and what it says."""
+
+    note: str
+    origin: str
+    size: int
+    root: bytes
+
+
+class ProofSource(Protocol):
+    """What the audit service needs from the transparency log."""
+
+    @property
+    def verifier_key(self) -> str: ...
+
+    async def checkpoint(self, *, refresh: bool) -> SignedCheckpoint: ...
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """The auditor's window on the access log."""
+
+    def __init__(
+        self,
+        *,
+        reader: AuditReader,
+        proofs: ProofSource,
+        holder_ids: HolderIdProtector,
+        trust_domain: str,
+    ) -> None:
+        self._reader = reader
+        self._proofs = proofs
+        self._holder_ids = holder_ids
+        self._trust_domain = trust_domain
+
+    async def ListAccessRecords(
+        self,
+        request: audit_pb2.ListAccessRecordsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> audit_pb2.ListAccessRecordsResponse:
+        await self._require(context, Role.AUDITOR)
+        if request.holder_id and not request.holder_id_type:
+            await _abort(context, Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
+        query = AccessQuery(
+            consumer=request.consumer,
+            provider=request.provider,
+            resource_code=request.resource_code,
+            holder_id_hash=(
+                self._holder_ids.hash(request.holder_id_type, request.holder_id)
+                if request.holder_id
+                else ""
+            ),
+            matter_code=request.matter_code,
+            outcome=_OUTCOMES.get(request.outcome, ""),
+            start_time=_iso(request.start_time) if request.HasField("start_time") else "",
+            end_time=_iso(request.end_time) if request.HasField("end_time") else "",
+        )
+        if request.page_size < 0:
+            await _abort(context, Reason.REQUEST_INVALID, "page_size must not be negative")
+        size = min(request.page_size or _DEFAULT_PAGE, _MAX_PAGE)
+        after = await _decode_token(context, request.page_token, query)
+        rows = await self._reader.search(query, after, size + 1)
+        token = _encode_token(rows[size - 1].index, query) if len(rows) > size else ""
+        return audit_pb2.ListAccessRecordsResponse(
+            access_records=[_record(row) for row in rows[:size]], next_page_token=token
+        )
+
+    async def GetCheckpoint(
+        self, request: audit_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.Checkpoint:
+        await self._require(context, Role.AUDITOR)
+        checkpoint = await self._proofs.checkpoint(refresh=request.refresh)
+        return audit_pb2.Checkpoint(
+            signed_note=checkpoint.note,
+            origin=checkpoint.origin,
+            tree_size=checkpoint.size,
+            root_hash=checkpoint.root,
+            verifier_key=self._proofs.verifier_key,
+        )
+
+    async def GetInclusionProof(
+        self,
+        request: audit_pb2.GetInclusionProofRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> audit_pb2.InclusionProof:
+        await self._require(context, Role.AUDITOR)
+        size = await self._tree_size(context, request.tree_size)
+        if request.WhichOneof("entry") == "leaf_hash":
+            found = await self._reader.index_of_leaf_hash(request.leaf_hash)
+            if found is None:
+                await _abort(context, Reason.RESOURCE_NOT_FOUND, "no entry with that leaf hash")
+            assert found is not None
+            index = found
+        else:
+            index = request.index
+        if not 0 <= index < size:
+            await _abort(
+                context,
+                Reason.REQUEST_INVALID,
+                f"index must be in [0, {size}) for tree size {size}",
+            )
+        entry = await self._reader.entry(index)
+        assert entry is not None, "committed entries below the checkpoint size exist"
+        hashes = await self._proofs.inclusion_proof(index, size)
+        return audit_pb2.InclusionProof(
+            index=index,
+            tree_size=size,
+            leaf_hash=hashlib.sha256(b"\x00" + entry.leaf).digest(),
+            hashes=hashes,
+            leaf=entry.leaf,
+        )
+
+    async def GetConsistencyProof(
+        self,
+        request: audit_pb2.GetConsistencyProofRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> audit_pb2.ConsistencyProof:
+        await self._require(context, Role.AUDITOR)
+        new_size = await self._tree_size(context, request.new_size)
+        if not 1 <= request.old_size <= new_size:
+            await _abort(context, Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
+        hashes = await self._proofs.consistency_proof(request.old_size, new_size)
+        return audit_pb2.ConsistencyProof(
+            old_size=request.old_size, new_size=new_size, hashes=hashes
+        )
+
+    async def ExportAccessRecords(
+        self,
+        request: audit_pb2.ExportAccessRecordsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[audit_pb2.ExportAccessRecordsResponse]:
+        await self._require(context, Role.AUDITOR)
+        end = await self._tree_size(context, request.end_index)
+        if request.start_index < 0 or request.start_index > end:
+            await _abort(context, Reason.REQUEST_INVALID, f"start_index must be in [0, {end}]")
+        position = request.start_index
+        while position < end:
+            chunk = await self._reader.entries(position, min(end, position + _EXPORT_CHUNK))
+            yield audit_pb2.ExportAccessRecordsResponse(
+                entries=[audit_pb2.LogEntry(index=e.index, leaf=e.leaf) for e in chunk]
+            )
+            position += len(chunk)
+            if not chunk:
+                break
+
+    async def GetUsageStats(
+        self, request: audit_pb2.GetUsageStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.GetUsageStatsResponse:
+        await self._require(context, Role.AUDITOR, Role.ADMIN)
+        stats = await self._reader.usage_stats(
+            AccessQuery(
+                start_time=_iso(request.start_time) if request.HasField("start_time") else "",
+                end_time=_iso(request.end_time) if request.HasField("end_time") else "",
+            )
+        )
+        return audit_pb2.GetUsageStatsResponse(
+            total=stats.total,
+            by_consumer=_counts(stats.by_consumer),
+            by_provider=_counts(stats.by_provider),
+            by_resource=_counts(stats.by_resource),
+            by_outcome=_counts(stats.by_outcome),
+            by_day=_counts(stats.by_day),
+            latency_p50_ms=stats.latency_p50_ms,
+            latency_p90_ms=stats.latency_p90_ms,
+            latency_p99_ms=stats.latency_p99_ms,
+        )
+
+    async def _require(
+        self, context: grpc.aio.ServicerContext[Any, Any], *roles: Role
+    ) -> Principal:
+        try:
+            caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+        except GovshareError as error:
+            await _abort_with(context, error)
+            raise AssertionError("unreachable") from None
+        if caller.role not in roles:
+            await _abort(
+                context,
+                Reason.ROLE_REQUIRED,
+                f"this method needs the role {' or '.join(r.value for r in roles)}",
+            )
+        return caller
+
+    async def _tree_size(self, context: grpc.aio.ServicerContext[Any, Any], requested: int) -> int:
+        checkpoint = await self._proofs.checkpoint(refresh=False)
+        if requested == 0:
+            return checkpoint.size
+        if not 0 < requested <= checkpoint.size:
+            await _abort(
+                context,
+                Reason.REQUEST_INVALID,
+                f"tree size must be in [1, {checkpoint.size}], the latest checkpoint",
+            )
+        return requested
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], reason: Reason, message: str) -> None:
+    await _abort_with(context, GovshareError(reason, message))
+
+
+async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], error: GovshareError) -> None:
+    status = to_grpc_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _iso(timestamp: timestamp_pb2.Timestamp) -> str:
+    moment = timestamp.ToDatetime(tzinfo=_dt.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _token_key(query: AccessQuery) -> str:
+    return hashlib.sha256(repr(query).encode()).hexdigest()[:16]
+
+
+def _encode_token(index: int, query: AccessQuery) -> str:
+    raw = json.dumps({"after": index, "q": _token_key(query)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+async def _decode_token(
+    context: grpc.aio.ServicerContext[Any, Any], token: str, query: AccessQuery
+) -> int:
+    if not token:
+        return -1
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if decoded["q"] != _token_key(query):
+            raise ValueError("token for other filters")
+        return int(decoded["after"])
+    except (ValueError, KeyError, TypeError):
+        await _abort(context, Reason.REQUEST_INVALID, "page_token is not valid for these filters")
+        raise AssertionError("unreachable") from None
+
+
+def _record(row: StoredRecord) -> audit_pb2.AccessRecord:
+    data = json.loads(row.leaf)
+    record = audit_pb2.AccessRecord(
+        index=row.index,
+        consumer=data.get("consumer", ""),
+        provider=data.get("provider", ""),
+        resource_code=data.get("resource_code", ""),
+        matter_code=data.get("matter_code", ""),
+        purpose=data.get("purpose", ""),
+        outcome=audit_pb2.OUTCOME_ALLOWED
+        if data.get("outcome") == "ALLOWED"
+        else audit_pb2.OUTCOME_DENIED,
+        reason=data.get("reason", ""),
+        fields_returned=data.get("fields_returned", []),
+        request_id=data.get("request_id", ""),
+        latency_us=int(data.get("latency_us", 0)),
+        holder_id_hash=data.get("holder_id_hash", ""),
+        holder_id_masked=data.get("holder_id_masked", ""),
+        evidence_digest=data.get("evidence_digest", ""),
+        method=data.get("method", ""),
+        leaf=row.leaf,
+    )
+    if data.get("time"):
+        record.time.FromDatetime(_dt.datetime.fromisoformat(data["time"].replace("Z", "+00:00")))
+    return record
+
+
+def _counts(pairs: Sequence[tuple[str, int]]) -> list[audit_pb2.UsageCount]:
+    return [audit_pb2.UsageCount(key=key, count=count) for key, count in pairs]

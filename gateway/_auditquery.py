@@ -1,0 +1,188 @@
+"""The read side of the access log: searches, statistics and raw entries.
+
+Reads use their own SQLite connection (WAL lets them run beside the writer)
+and run in a worker thread, so a large search never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["AccessQuery", "AuditReader", "StoredRecord", "UsageStats"]
+
+_T = TypeVar("_T")
+# Columns a search may filter on by equality; fixed names, never caller input.
+_FILTER_COLUMNS = (
+    "consumer",
+    "provider",
+    "resource_code",
+    "holder_id_hash",
+    "matter_code",
+    "outcome",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessQuery:
+    """Filters of a search; empty strings match everything. Times are ISO 8601 UTC."""
+
+    consumer: str = ""
+    provider: str = ""
+    resource_code: str = ""
+    holder_id_hash: str = ""
+    matter_code: str = ""
+    outcome: str = ""
+    start_time: str = ""
+    end_time: str = ""
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        values: list[Any] = []
+        for column in _FILTER_COLUMNS:
+            value = getattr(self, column)
+            if value:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if self.start_time:
+            clauses.append("time >= ?")
+            values.append(self.start_time)
+        if self.end_time:
+            clauses.append("time < ?")
+            values.append(self.end_time)
+        return (" AND ".join(clauses) or "1 = 1"), values
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    index: int
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UsageStats:
+    total: int
+    by_consumer: Sequence[tuple[str, int]]
+    by_provider: Sequence[tuple[str, int]]
+    by_resource: Sequence[tuple[str, int]]
+    by_outcome: Sequence[tuple[str, int]]
+    by_day: Sequence[tuple[str, int]]
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+
+
+class AuditReader:
+    """Queries over the committed part of the access log."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # The writer created the file; read-only here, and only through `_run`.
+            self._conn = sqlite3.connect(
+                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+        return self._conn
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        def locked() -> _T:
+            with self._lock:
+                return work(self._connection())
+
+        return await asyncio.to_thread(locked)
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(close)
+
+    async def search(self, query: AccessQuery, after_index: int, limit: int) -> list[StoredRecord]:
+        where, values = query.where()
+
+        def work(conn: sqlite3.Connection) -> list[StoredRecord]:
+            rows = conn.execute(
+                f"SELECT idx, leaf FROM access_log WHERE idx > ? AND {where} ORDER BY idx LIMIT ?",
+                [after_index, *values, limit],
+            )
+            return [StoredRecord(int(i), bytes(leaf)) for i, leaf in rows]
+
+        return await self._run(work)
+
+    async def entries(self, start: int, end: int) -> list[StoredRecord]:
+        def work(conn: sqlite3.Connection) -> list[StoredRecord]:
+            rows = conn.execute(
+                "SELECT idx, leaf FROM access_log WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end),
+            )
+            return [StoredRecord(int(i), bytes(leaf)) for i, leaf in rows]
+
+        return await self._run(work)
+
+    async def entry(self, index: int) -> StoredRecord | None:
+        found = await self.entries(index, index + 1)
+        return found[0] if found else None
+
+    async def index_of_leaf_hash(self, leaf_hash: bytes) -> int | None:
+        def work(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT idx FROM access_log WHERE leaf_hash = ? ORDER BY idx LIMIT 1", (leaf_hash,)
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._run(work)
+
+    async def usage_stats(self, query: AccessQuery) -> UsageStats:
+        where, values = query.where()
+
+        def work(conn: sqlite3.Connection) -> UsageStats:
+            def grouped(expression: str) -> list[tuple[str, int]]:
+                rows = conn.execute(
+                    f"SELECT {expression} AS k, COUNT(*) FROM access_log WHERE {where} "
+                    "GROUP BY k ORDER BY COUNT(*) DESC, k",
+                    values,
+                )
+                return [(str(k or ""), int(n)) for k, n in rows]
+
+            count = conn.execute(f"SELECT COUNT(*) FROM access_log WHERE {where}", values)
+            total = int(count.fetchone()[0])
+
+            def percentile(q: float) -> float:
+                if total == 0:
+                    return 0.0
+                offset = min(total - 1, int(q * total))
+                row = conn.execute(
+                    f"SELECT latency_us FROM access_log WHERE {where} "
+                    "ORDER BY latency_us LIMIT 1 OFFSET ?",
+                    [*values, offset],
+                ).fetchone()
+                return float(row[0] or 0) / 1000.0
+
+            outcome = "CASE WHEN outcome = 'DENIED' THEN 'DENIED:' || reason ELSE outcome END"
+            return UsageStats(
+                total=total,
+                by_consumer=grouped("consumer"),
+                by_provider=grouped("provider"),
+                by_resource=grouped("resource_code"),
+                by_outcome=grouped("outcome")
+                + [row for row in grouped(outcome) if row[0].startswith("DENIED:")],
+                by_day=grouped("substr(time, 1, 10)"),
+                latency_p50_ms=percentile(0.50),
+                latency_p90_ms=percentile(0.90),
+                latency_p99_ms=percentile(0.99),
+            )
+
+        return await self._run(work)
