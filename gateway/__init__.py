@@ -1,22 +1,59 @@
-"""The govshare gateway: identity, policy, exchange, evidence, audit log, CLI."""
+"""The govshare gateway: identity, policy, exchange, evidence, transparency log, CLI."""
 
 from __future__ import annotations
 
+from ._audit_service import (
+    AuditServicer,
+    ProofSource,
+)
 from ._auditlog import (
-    GENESIS,
+    SCHEMA_VERSION,
     AccessLog,
     AccessLogError,
-    ChainVerification,
     PendingAppend,
+    SignedCheckpoint,
     SqliteAccessLog,
-    leaf_hash,
-    verify_hash_chain,
 )
-from ._cli import main
-from ._client import client_credentials, open_channel
-from ._config import GatewayConfig
-from ._demo import run_demo
-from ._directory_service import DirectoryServicer
+from ._auditquery import (
+    AccessQuery,
+    AuditReader,
+    LogProofs,
+    StoredRecord,
+    UsageStats,
+)
+from ._auditverify import (
+    LogVerification,
+    read_export,
+    stored_checkpoints,
+    stored_verifier_key,
+    verify_entries,
+    verify_log_file,
+)
+from ._checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSigner,
+    NoteVerifier,
+    load_or_create_note_signer,
+    open_note,
+    open_signed_note,
+)
+from ._cli import (
+    main,
+)
+from ._client import (
+    client_credentials,
+    open_channel,
+)
+from ._config import (
+    GatewayConfig,
+)
+from ._demo import (
+    run_demo,
+)
+from ._directory_service import (
+    DirectoryServicer,
+)
 from ._errors import (
     ERROR_DOMAIN,
     GovshareError,
@@ -33,24 +70,77 @@ from ._evidence import (
     load_or_create_signer,
     verify_evidence,
 )
-from ._exchange import ExchangeServicer
-from ._holder import HolderIdProtector, mask_holder_id
-from ._identity import Principal, Role, principal_from_auth_context
-from ._pki import DEFAULT_TRUST_DOMAIN, DevPki, IssuedCertificate, principal_uri
-from ._policy import Decision, authorize_department, decide
-from ._registry import AdapterRouter
-from ._secrets import write_secret
-from ._server import Gateway
+from ._exchange import (
+    ExchangeServicer,
+)
+from ._holder import (
+    HolderIdProtector,
+    mask_holder_id,
+)
+from ._identity import (
+    Principal,
+    Role,
+    principal_from_auth_context,
+)
+from ._merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MerkleFrontier,
+    NodeKey,
+    consistency_proof,
+    consistency_proof_ranges,
+    inclusion_proof,
+    inclusion_proof_ranges,
+    leaf_hash,
+    node_hash,
+    perfect_subtrees,
+    root_from_inclusion_proof,
+    root_from_leaf_hashes,
+    subtree_hash_from_nodes,
+    verify_consistency,
+    verify_inclusion,
+)
+from ._merkle_store import (
+    MemoryNodeStore,
+    NodeStore,
+    SqliteNodeStore,
+)
+from ._pki import (
+    DEFAULT_TRUST_DOMAIN,
+    DevPki,
+    IssuedCertificate,
+    principal_uri,
+)
+from ._policy import (
+    Decision,
+    authorize_department,
+    decide,
+)
+from ._registry import (
+    AdapterRouter,
+)
+from ._secrets import (
+    write_secret,
+)
+from ._server import (
+    Gateway,
+)
 
 __all__ = [
     "DEFAULT_TRUST_DOMAIN",
+    "EMPTY_ROOT",
     "ERROR_DOMAIN",
-    "GENESIS",
+    "HASH_SIZE",
+    "SCHEMA_VERSION",
     "SIGNING_ALGORITHMS",
     "AccessLog",
     "AccessLogError",
+    "AccessQuery",
     "AdapterRouter",
-    "ChainVerification",
+    "AuditReader",
+    "AuditServicer",
+    "Checkpoint",
+    "CheckpointError",
     "Decision",
     "DevPki",
     "DirectoryServicer",
@@ -62,27 +152,58 @@ __all__ = [
     "GovshareError",
     "HolderIdProtector",
     "IssuedCertificate",
+    "LogProofs",
+    "LogVerification",
+    "MemoryNodeStore",
+    "MerkleFrontier",
+    "NodeKey",
+    "NodeStore",
+    "NoteSigner",
+    "NoteVerifier",
     "PendingAppend",
     "Principal",
+    "ProofSource",
     "Reason",
     "Role",
+    "SignedCheckpoint",
     "SqliteAccessLog",
+    "SqliteNodeStore",
+    "StoredRecord",
+    "UsageStats",
     "authorize_department",
     "canonical_json",
     "client_credentials",
+    "consistency_proof",
+    "consistency_proof_ranges",
     "decide",
     "error_info_of",
     "grpc_code_of",
+    "inclusion_proof",
+    "inclusion_proof_ranges",
     "leaf_hash",
+    "load_or_create_note_signer",
     "load_or_create_signer",
     "main",
     "mask_holder_id",
+    "node_hash",
     "open_channel",
+    "open_note",
+    "open_signed_note",
+    "perfect_subtrees",
     "principal_from_auth_context",
     "principal_uri",
+    "read_export",
+    "root_from_inclusion_proof",
+    "root_from_leaf_hashes",
     "run_demo",
+    "stored_checkpoints",
+    "stored_verifier_key",
+    "subtree_hash_from_nodes",
     "to_grpc_status",
+    "verify_consistency",
+    "verify_entries",
     "verify_evidence",
-    "verify_hash_chain",
+    "verify_inclusion",
+    "verify_log_file",
     "write_secret",
 ]

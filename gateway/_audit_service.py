@@ -11,20 +11,19 @@ import datetime as _dt
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
-
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 
+from ._auditlog import SignedCheckpoint
 from ._auditquery import AccessQuery, AuditReader, StoredRecord
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._holder import HolderIdProtector
 from ._identity import Principal, Role, principal_from_auth_context
 
-__all__ = ["AuditServicer", "ProofSource", "SignedCheckpoint"]
+__all__ = ["AuditServicer", "ProofSource"]
 
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
@@ -33,16 +32,6 @@ _OUTCOMES = {
     audit_pb2.OUTCOME_ALLOWED: "ALLOWED",
     audit_pb2.OUTCOME_DENIED: "DENIED",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class SignedCheckpoint:
-    """A published checkpoint: the signed note and what it says."""
-
-    note: str
-    origin: str
-    size: int
-    root: bytes
 
 
 class ProofSource(Protocol):

@@ -1,14 +1,16 @@
-"""Durable, tamper-evident access log: a SHA-256 hash chain in SQLite with group commit.
+"""Durable transparency log of access records: an RFC 6962 Merkle tree in SQLite.
 
-A later issue swaps the chain for an RFC 6962 Merkle log behind the same `AccessLog`
-interface; the stored leaf hash is already the RFC 6962 leaf hash so it can be reused.
+One writer thread group-commits queued records: in one transaction it inserts the
+leaves and every newly completed perfect-subtree hash (`merkle_nodes`), so proofs
+never re-read the log. After each commit the in-memory frontier gives the new root;
+checkpoints (C2SP signed notes over size and root) are signed and stored by the
+same thread, on demand or at an interval driven by the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 import threading
 from collections import deque
@@ -19,18 +21,21 @@ from typing import Any, Final, Protocol, cast
 
 import rfc8785
 
+from ._checkpoint import Checkpoint, NoteSigner
+from ._merkle import EMPTY_ROOT, MerkleFrontier, leaf_hash
+from ._merkle_store import SqliteNodeStore
+
 __all__ = [
-    "GENESIS",
+    "SCHEMA_VERSION",
     "AccessLog",
     "AccessLogError",
-    "ChainVerification",
     "PendingAppend",
+    "SignedCheckpoint",
     "SqliteAccessLog",
-    "leaf_hash",
-    "verify_hash_chain",
 ]
 
-GENESIS: Final = bytes(32)
+# Format 2: Merkle nodes and checkpoints (format 1 was the walking skeleton's chain).
+SCHEMA_VERSION: Final = 2
 # Queryable copies of record fields; never hashed, the leaf stays the only truth.
 _COLUMNS: Final = (
     "time",
@@ -41,13 +46,15 @@ _COLUMNS: Final = (
     "reason",
     "request_id",
     "holder_id_hash",
+    "matter_code",
+    "method",
+    "latency_us",
 )
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS access_log (
     idx INTEGER PRIMARY KEY,
     leaf BLOB NOT NULL,
     leaf_hash BLOB NOT NULL,
-    chain_hash BLOB NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     {", ".join(_COLUMNS)}
 );
@@ -56,10 +63,19 @@ CREATE INDEX IF NOT EXISTS access_log_consumer ON access_log(consumer, idx);
 CREATE INDEX IF NOT EXISTS access_log_provider ON access_log(provider, idx);
 CREATE INDEX IF NOT EXISTS access_log_resource ON access_log(resource_code, idx);
 CREATE INDEX IF NOT EXISTS access_log_holder ON access_log(holder_id_hash, idx);
+CREATE INDEX IF NOT EXISTS access_log_matter ON access_log(matter_code, idx);
+CREATE INDEX IF NOT EXISTS access_log_leaf_hash ON access_log(leaf_hash);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _INSERT: Final = (
-    f"INSERT INTO access_log (idx, leaf, leaf_hash, chain_hash, {', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (4 + len(_COLUMNS)))})"
+    f"INSERT INTO access_log (idx, leaf, leaf_hash, {', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_COLUMNS)))})"
 )
 
 
@@ -67,9 +83,14 @@ class AccessLogError(Exception):
     """The access log cannot accept or persist records."""
 
 
-def leaf_hash(leaf: bytes) -> bytes:
-    """RFC 6962 leaf hash: SHA-256(0x00 || leaf)."""
-    return hashlib.sha256(b"\x00" + leaf).digest()
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """A published checkpoint: the signed note and what it says."""
+
+    note: str
+    origin: str
+    size: int
+    root: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +120,30 @@ _Item = tuple[int, bytes, tuple[object, ...], asyncio.Future[None]]
 class SqliteAccessLog:
     """`AccessLog` on one SQLite file; one writer thread group-commits queued records."""
 
-    def __init__(self, path: Path, *, max_batch: int = 1024) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 1024,
+        note_signer: NoteSigner | None = None,
+        origin: str = "govshare.local/access-log",
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._path = path
         self._max_batch = max_batch
+        self._signer = note_signer
+        self._origin = origin
+        self._nodes: SqliteNodeStore | None = None
+        self._frontier = MerkleFrontier()
+        self._committed: tuple[int, bytes] = (0, EMPTY_ROOT)
+        self._checkpoint: SignedCheckpoint | None = None
+        self._checkpoint_waiters: list[asyncio.Future[SignedCheckpoint]] = []
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._size = 0
-        self._head = GENESIS
         self._opened = False
         self._closing = False
         self._failed: AccessLogError | None = None
@@ -125,7 +159,7 @@ class SqliteAccessLog:
             raise AccessLogError("access log already opened")
         self._opened = True
         try:
-            conn, self._size, self._head = await asyncio.to_thread(self._prepare)
+            conn = await asyncio.to_thread(self._prepare)
         except sqlite3.Error as exc:
             raise AccessLogError(f"cannot open access log {self._path}: {exc}") from exc
         self._loop = asyncio.get_running_loop()
@@ -134,7 +168,7 @@ class SqliteAccessLog:
         )
         self._thread.start()
 
-    def _prepare(self) -> tuple[sqlite3.Connection, int, bytes]:
+    def _prepare(self) -> sqlite3.Connection:
         # check_same_thread=False: created here, then used only by the writer thread.
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
@@ -143,15 +177,73 @@ class SqliteAccessLog:
             if mode != "wal":
                 raise AccessLogError(f"access log needs WAL journal mode, got {mode!r}")
             conn.execute("PRAGMA synchronous = FULL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'access_log'"
+            ).fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise AccessLogError(
+                    f"{self._path} holds access log format {version}, this gateway needs "
+                    f"{SCHEMA_VERSION}; keep the old file for its auditors and start a new one"
+                )
             conn.executescript(_SCHEMA)
-            row = conn.execute(
-                "SELECT idx, chain_hash FROM access_log ORDER BY idx DESC LIMIT 1"
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._nodes = SqliteNodeStore(conn)
+            row = conn.execute("SELECT max(idx) FROM access_log").fetchone()
+            size = 0 if row[0] is None else int(row[0]) + 1
+            # O(log n) node reads rebuild the frontier: opening stays fast on big logs.
+            self._frontier = self._nodes.frontier(size)
+            self._committed = (size, self._frontier.root())
+            self._size = size
+            latest = conn.execute(
+                "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
             ).fetchone()
+            if latest is not None:
+                self._checkpoint = SignedCheckpoint(
+                    latest[2], self._origin, int(latest[0]), bytes(latest[1])
+                )
+            if self._signer is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO log_meta (key, value) VALUES ('verifier_key', ?)",
+                    (self._signer.verifier_key(),),
+                )
         except BaseException:
             conn.close()
             raise
-        # Only the tail is read so opening stays O(1); verify_hash_chain checks the rest.
-        return (conn, 0, GENESIS) if row is None else (conn, row[0] + 1, bytes(row[1]))
+        return conn
+
+    @property
+    def committed(self) -> tuple[int, bytes]:
+        """Size and root hash of the durable part of the log."""
+        with self._cond:
+            return self._committed
+
+    @property
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        with self._cond:
+            return self._checkpoint
+
+    @property
+    def verifier_key(self) -> str:
+        """The note verifier key auditors pin (`name+hash+key`)."""
+        if self._signer is None:
+            raise AccessLogError("this access log signs no checkpoints")
+        return self._signer.verifier_key()
+
+    async def publish_checkpoint(self) -> SignedCheckpoint:
+        """Sign and store a checkpoint over everything committed so far."""
+        loop = self._loop
+        if loop is None or self._signer is None:
+            raise AccessLogError("access log is not open or has no checkpoint signer")
+        future: asyncio.Future[SignedCheckpoint] = loop.create_future()
+        with self._cond:
+            if (failed := self._failed) is not None:
+                raise AccessLogError(*failed.args) from failed.__cause__
+            if self._closing:
+                raise AccessLogError("access log is closed")
+            self._checkpoint_waiters.append(future)
+            self._cond.notify()
+        return await asyncio.shield(future)
 
     def append(self, record: Mapping[str, object]) -> PendingAppend:
         """Queue `record`; its index is fixed now, durability follows via the returned future.
@@ -194,38 +286,76 @@ class SqliteAccessLog:
         try:
             while True:
                 with self._cond:
-                    while not self._queue and not self._closing:
+                    while not self._queue and not self._checkpoint_waiters and not self._closing:
                         self._cond.wait()
-                    if not self._queue:
+                    if not self._queue and not self._checkpoint_waiters:
                         return
                     n = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft() for _ in range(n)]
-                try:
-                    self._commit(conn, batch)
-                except Exception as exc:  # any failure stops the log: no gaps
-                    self._fail(batch, exc)
-                    return
-                self._resolve(batch, None)
+                    # A checkpoint waits until the queue is drained, so it covers
+                    # everything appended before it was asked for.
+                    waiters = [] if self._queue else self._take_checkpoint_waiters()
+                if batch:
+                    try:
+                        self._commit(conn, batch)
+                    except Exception as exc:  # any failure stops the log: no gaps
+                        self._fail(batch, exc)
+                        return
+                    self._resolve(batch, None)
+                if waiters:
+                    self._publish(conn, waiters)
         finally:
             conn.close()
 
+    def _take_checkpoint_waiters(self) -> list[asyncio.Future[SignedCheckpoint]]:
+        waiters, self._checkpoint_waiters = self._checkpoint_waiters, []
+        return waiters
+
     def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        head = self._head
-        rows = []
-        for index, leaf, columns, _ in batch:
-            lh = leaf_hash(leaf)
-            head = hashlib.sha256(head + lh).digest()
-            rows.append((index, leaf, lh, head, *columns))
+        assert self._nodes is not None
+        start = batch[0][0]
+        hashes = [leaf_hash(leaf) for _, leaf, _, _ in batch]
+        rows = [
+            (index, leaf, lh, *columns)
+            for (index, leaf, columns, _), lh in zip(batch, hashes, strict=True)
+        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(_INSERT, rows)
+            self._nodes.add_leaf_hashes(start, hashes)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._head = head
+        self._frontier.extend(hashes)
+        with self._cond:
+            self._committed = (self._frontier.size, self._frontier.root())
         self.commits += 1
+
+    def _publish(
+        self, conn: sqlite3.Connection, waiters: list[asyncio.Future[SignedCheckpoint]]
+    ) -> None:
+        assert self._signer is not None
+        size, root = self.committed
+        current = self.latest_checkpoint
+        outcome: SignedCheckpoint | AccessLogError
+        try:
+            if current is None or current.size != size:
+                note = self._signer.sign(Checkpoint(self._origin, size, root).body())
+                conn.execute(
+                    "INSERT OR REPLACE INTO checkpoints (size, root, note) VALUES (?, ?, ?)",
+                    (size, root, note),
+                )
+                current = SignedCheckpoint(note, self._origin, size, root)
+                with self._cond:
+                    self._checkpoint = current
+            outcome = current
+        except Exception as exc:
+            outcome = AccessLogError(f"checkpoint at size {size} failed: {exc}")
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle_checkpoints, waiters, outcome)
 
     def _fail(self, batch: list[_Item], exc: Exception) -> None:
         first = batch[0][0]
@@ -233,10 +363,15 @@ class SqliteAccessLog:
         error.__cause__ = exc
         with self._cond:
             self._failed = error
-            # Later records would leave a gap in the chain: fail them as well.
+            # Later records would leave a gap in the tree: fail them as well.
             batch.extend(self._queue)
             self._queue.clear()
+            waiters = self._take_checkpoint_waiters()
         self._resolve(batch, error)
+        if waiters:
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(_settle_checkpoints, waiters, error)
 
     def _resolve(self, batch: list[_Item], error: AccessLogError | None) -> None:
         futures = [item[3] for item in batch]
@@ -259,53 +394,18 @@ def _settle(futures: list[asyncio.Future[None]], error: AccessLogError | None) -
             future.set_exception(exc)
 
 
+def _settle_checkpoints(
+    waiters: list[asyncio.Future[SignedCheckpoint]],
+    outcome: SignedCheckpoint | AccessLogError,
+) -> None:
+    for future in waiters:
+        if future.done():
+            continue
+        if isinstance(outcome, AccessLogError):
+            future.set_exception(AccessLogError(*outcome.args))
+        else:
+            future.set_result(outcome)
+
+
 def _column_value(value: object) -> object:
     return value if isinstance(value, str | int | float) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ChainVerification:
-    """Outcome of `verify_hash_chain`; `head` is the last chain hash checked."""
-
-    ok: bool
-    size: int
-    first_bad_index: int | None
-    problem: str
-    head: bytes = GENESIS
-
-
-def verify_hash_chain(path: Path) -> ChainVerification:
-    """Recompute every leaf hash and the chain from the stored leaves, streaming.
-
-    A plain chain proves internal consistency only; an attacker who rewrites every
-    later row is caught only by comparing `head` with one published earlier.
-    """
-    if not path.is_file():
-        return ChainVerification(False, 0, None, f"no such file: {path}")
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        try:
-            rows = conn.execute(
-                "SELECT idx, leaf, leaf_hash, chain_hash FROM access_log ORDER BY idx"
-            )
-        except sqlite3.DatabaseError as exc:
-            return ChainVerification(False, 0, None, f"cannot read access_log: {exc}")
-        head = GENESIS
-        expected = 0
-        for idx, leaf, stored_leaf_hash, stored_chain_hash in rows:
-            if idx != expected:
-                problem = f"row {expected} is missing (next row is {idx})"
-            elif not isinstance(leaf, bytes):
-                problem = f"leaf {idx} is not a BLOB"
-            elif (lh := leaf_hash(leaf)) != stored_leaf_hash:
-                problem = f"leaf {idx} does not match its stored leaf hash"
-            elif (chained := hashlib.sha256(head + lh).digest()) != stored_chain_hash:
-                problem = f"chain hash {idx} does not match the chain recomputed from the leaves"
-            else:
-                head = chained
-                expected += 1
-                continue
-            return ChainVerification(False, expected, expected, problem, head)
-        return ChainVerification(True, expected, None, "", head)
-    finally:
-        conn.close()

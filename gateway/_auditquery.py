@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["AccessQuery", "AuditReader", "StoredRecord", "UsageStats"]
+from ._auditlog import SignedCheckpoint, SqliteAccessLog
+from ._merkle_store import SqliteNodeStore
+
+__all__ = ["AccessQuery", "AuditReader", "LogProofs", "StoredRecord", "UsageStats"]
 
 _T = TypeVar("_T")
 # Columns a search may filter on by equality; fixed names, never caller input.
@@ -145,6 +148,18 @@ class AuditReader:
 
         return await self._run(work)
 
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return await self._run(
+            lambda conn: SqliteNodeStore(conn, create_table=False).inclusion_proof(index, size)
+        )
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return await self._run(
+            lambda conn: SqliteNodeStore(conn, create_table=False).consistency_proof(
+                old_size, new_size
+            )
+        )
+
     async def usage_stats(self, query: AccessQuery) -> UsageStats:
         where, values = query.where()
 
@@ -186,3 +201,27 @@ class AuditReader:
             )
 
         return await self._run(work)
+
+
+class LogProofs:
+    """Checkpoints from the writer, proofs from the read side (a `ProofSource`)."""
+
+    def __init__(self, log: SqliteAccessLog, reader: AuditReader) -> None:
+        self._log = log
+        self._reader = reader
+
+    @property
+    def verifier_key(self) -> str:
+        return self._log.verifier_key
+
+    async def checkpoint(self, *, refresh: bool) -> SignedCheckpoint:
+        latest = self._log.latest_checkpoint
+        if refresh or latest is None:
+            return await self._log.publish_checkpoint()
+        return latest
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return await self._reader.inclusion_proof(index, size)
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return await self._reader.consistency_proof(old_size, new_size)

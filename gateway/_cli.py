@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._auditlog import verify_hash_chain
+from ._auditverify import (
+    read_export,
+    stored_checkpoints,
+    stored_verifier_key,
+    verify_entries,
+    verify_log_file,
+)
+from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
 from ._config import GatewayConfig
 from ._evidence import verify_evidence
+from ._merkle import leaf_hash, verify_inclusion
+from ._merkle_store import SqliteNodeStore
 from ._pki import DEFAULT_TRUST_DOMAIN, DevPki
 
 __all__ = ["main"]
@@ -68,10 +79,27 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--jwks", type=Path, required=True)
     verify.set_defaults(handler=_evidence_verify)
 
-    audit = commands.add_parser("audit", help="the access log").add_subparsers()
-    audit_verify = audit.add_parser("verify", help="recompute the log's hash chain offline")
-    audit_verify.add_argument("--db", type=Path, default=Path(".govshare/audit.db"))
+    audit = commands.add_parser("audit", help="the transparency log").add_subparsers()
+    audit_verify = audit.add_parser(
+        "verify", help="recompute the log offline against its signed checkpoints"
+    )
+    source = audit_verify.add_mutually_exclusive_group()
+    source.add_argument("--db", type=Path, help="the gateway's audit.db (default)")
+    source.add_argument("--export", type=Path, help="entries.jsonl from `audit export`")
+    source.add_argument("--proof", type=Path, help="an inclusion proof from `audit prove`")
+    audit_verify.add_argument(
+        "--checkpoints", type=Path, help="JSON list of signed notes (from `audit export`)"
+    )
+    audit_verify.add_argument("--key", help="the log's note verifier key, pinned out of band")
     audit_verify.set_defaults(handler=_audit_verify)
+    prove = audit.add_parser("prove", help="print an inclusion proof for one entry")
+    prove.add_argument("index", type=int)
+    prove.add_argument("--db", type=Path, default=Path(".govshare/audit.db"))
+    prove.set_defaults(handler=_audit_prove)
+    export = audit.add_parser("export", help="write entries and checkpoints for offline checks")
+    export.add_argument("--db", type=Path, default=Path(".govshare/audit.db"))
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+    export.set_defaults(handler=_audit_export)
     return parser
 
 
@@ -141,15 +169,114 @@ def _evidence_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    if not args.db.exists():
-        print(f"no audit log at {args.db}", file=sys.stderr)
-        return 2
-    result = verify_hash_chain(args.db)
+    if args.proof is not None:
+        return _verify_proof_file(args.proof, args.key)
+    extra = json.loads(args.checkpoints.read_text("utf-8")) if args.checkpoints else []
+    if args.export is not None:
+        if not args.key or not extra:
+            print("--export needs --key and --checkpoints", file=sys.stderr)
+            return 2
+        with args.export.open(encoding="utf-8") as lines:
+            result = verify_entries(read_export(lines), extra, NoteVerifier.from_key(args.key))
+    else:
+        db = args.db or Path(".govshare/audit.db")
+        if not db.exists():
+            print(f"no audit log at {db}", file=sys.stderr)
+            return 2
+        result = verify_log_file(db, args.key, extra)
+    for note in result.notes:
+        print(f"note: {note}")
     if result.ok:
-        print(f"ok: {result.size} entries, hash chain intact")
+        print(
+            f"ok: {result.size} entries, {result.checkpoints_checked} signed checkpoints verified"
+        )
         return 0
     print(f"FAILED at index {result.first_bad_index}: {result.problem}")
     return 1
+
+
+def _audit_prove(args: argparse.Namespace) -> int:
+    if not args.db.exists():
+        print(f"no audit log at {args.db}", file=sys.stderr)
+        return 2
+    conn = sqlite3.connect(args.db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        notes = stored_checkpoints(conn)
+        key = stored_verifier_key(conn)
+        if key is None or not notes:
+            print("the log has no signed checkpoint yet", file=sys.stderr)
+            return 1
+        verifier = NoteVerifier.from_key(key)
+        latest = open_signed_note(notes[-1], [verifier])
+        if not 0 <= args.index < latest.size:
+            print(
+                f"index must be below the latest checkpoint's size {latest.size}", file=sys.stderr
+            )
+            return 2
+        row = conn.execute("SELECT leaf FROM access_log WHERE idx = ?", (args.index,)).fetchone()
+        proof = SqliteNodeStore(conn, create_table=False).inclusion_proof(args.index, latest.size)
+    finally:
+        conn.close()
+    print(
+        json.dumps(
+            {
+                "index": args.index,
+                "tree_size": latest.size,
+                "leaf": base64.b64encode(bytes(row[0])).decode(),
+                "proof": [h.hex() for h in proof],
+                "checkpoint": notes[-1],
+                "verifier_key": key,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _verify_proof_file(path: Path, key: str | None) -> int:
+    document = json.loads(path.read_text("utf-8"))
+    if key is None:
+        key = str(document["verifier_key"])
+        print("note: the key was read from the proof file itself; pass --key to pin it")
+    try:
+        checkpoint = open_signed_note(document["checkpoint"], [NoteVerifier.from_key(key)])
+    except CheckpointError as error:
+        print(f"INVALID: checkpoint: {error}")
+        return 1
+    leaf = base64.b64decode(document["leaf"])
+    proof = [bytes.fromhex(h) for h in document["proof"]]
+    index, size = int(document["index"]), int(document["tree_size"])
+    if size != checkpoint.size or not verify_inclusion(
+        leaf_hash(leaf), index, size, proof, checkpoint.root_hash
+    ):
+        print(f"INVALID: entry {index} is not proven in the tree of size {checkpoint.size}")
+        return 1
+    print(f"valid: entry {index} is in the signed tree of size {size} ({checkpoint.origin})")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    if not args.db.exists():
+        print(f"no audit log at {args.db}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(args.db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        count = 0
+        with (args.out / "entries.jsonl").open("w", encoding="utf-8") as out:
+            for index, leaf in conn.execute("SELECT idx, leaf FROM access_log ORDER BY idx"):
+                entry = {"index": index, "leaf": base64.b64encode(bytes(leaf)).decode()}
+                out.write(json.dumps(entry) + "\n")
+                count += 1
+        notes = stored_checkpoints(conn)
+        key = stored_verifier_key(conn)
+    finally:
+        conn.close()
+    (args.out / "checkpoints.json").write_text(json.dumps(notes, indent=2))
+    print(f"{count} entries and {len(notes)} checkpoints written to {args.out}")
+    if key:
+        print(f"log key (compare with the one published by the operator): {key}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ class GatewayConfig:
     # Used when the caller sets no deadline.
     provider_timeout_seconds: float = 5.0
     audit_max_batch: int = 1024
+    # How often a signed checkpoint is published when the log has grown; 0 = only on demand.
+    checkpoint_interval_seconds: float = 10.0
+    # Origin line of the log's checkpoints; empty means "<trust_domain>/access-log".
+    checkpoint_origin: str = ""
     # Where the CA and the server certificate live; default "<data_dir>/pki".
     pki_dir: Path | None = None
 
@@ -46,6 +50,10 @@ class GatewayConfig:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def log_origin(self) -> str:
+        return self.checkpoint_origin or f"{self.trust_domain}/access-log"
 
     @property
     def audit_log_path(self) -> Path:
@@ -86,7 +94,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("data_dir", "pki_dir"):
         if coerced.get(name) is not None:
             coerced[name] = Path(coerced[name])
-    for name in ("provider_timeout_seconds",):
+    for name in ("provider_timeout_seconds", "checkpoint_interval_seconds"):
         if name in coerced:
             coerced[name] = float(coerced[name])
     if "audit_max_batch" in coerced:

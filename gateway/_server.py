@@ -4,6 +4,7 @@ key, builds the registry adapters, and serves gRPC over mTLS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import grpc
 from govshare.adapters import Adapter
+from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from govshare.directory import (
@@ -22,7 +24,10 @@ from govshare.directory import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ._auditlog import SqliteAccessLog
+from ._audit_service import AuditServicer
+from ._auditlog import AccessLogError, SqliteAccessLog
+from ._auditquery import AuditReader, LogProofs
+from ._checkpoint import load_or_create_note_signer
 from ._config import GatewayConfig
 from ._directory_service import DirectoryServicer
 from ._evidence import EvidenceSigner, load_or_create_signer
@@ -37,6 +42,7 @@ _log = logging.getLogger("govshare.gateway")
 _SERVICE_NAMES = (
     exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
     directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
 )
 
 
@@ -49,6 +55,8 @@ class Gateway:
         self._server: grpc.aio.Server | None = None
         self._store: SqlCatalogueStore | None = None
         self._access_log: SqliteAccessLog | None = None
+        self._audit_reader: AuditReader | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._router: AdapterRouter | None = None
         self._catalogue: Catalogue | None = None
         self.signer: EvidenceSigner | None = None
@@ -81,8 +89,17 @@ class Gateway:
         self._catalogue = await _load_catalogue(self._store, config)
         self.signer = load_or_create_signer(config.keys_dir, config.signing_algorithm)
         holder_ids = HolderIdProtector.load_or_create(config.keys_dir / "holder-hash.key")
-        self._access_log = SqliteAccessLog(config.audit_log_path, max_batch=config.audit_max_batch)
+        note_signer = load_or_create_note_signer(
+            config.keys_dir / "log-note-signing.pem", config.log_origin
+        )
+        self._access_log = SqliteAccessLog(
+            config.audit_log_path,
+            max_batch=config.audit_max_batch,
+            note_signer=note_signer,
+            origin=config.log_origin,
+        )
         await self._access_log.open()
+        self._audit_reader = AuditReader(config.audit_log_path)
         self._router = (
             AdapterRouter(self._extra_adapters)
             if self._extra_adapters is not None
@@ -105,6 +122,15 @@ class Gateway:
             DirectoryServicer(catalogue=lambda: self.catalogue, trust_domain=config.trust_domain),
             server,
         )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditServicer(
+                reader=self._audit_reader,
+                proofs=LogProofs(self._access_log, self._audit_reader),
+                holder_ids=holder_ids,
+                trust_domain=config.trust_domain,
+            ),
+            server,
+        )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         for name in (*_SERVICE_NAMES, ""):
@@ -120,13 +146,45 @@ class Gateway:
         self.port = server.add_secure_port(config.listen, credentials)
         await server.start()
         self._server = server
+        if config.checkpoint_interval_seconds > 0:
+            self._checkpointer = asyncio.create_task(
+                self._publish_checkpoints(config.checkpoint_interval_seconds)
+            )
         _log.info("gateway listening on %s (mTLS)", self.address)
 
+    @property
+    def access_log(self) -> SqliteAccessLog:
+        assert self._access_log is not None, "gateway not started"
+        return self._access_log
+
+    async def _publish_checkpoints(self, interval: float) -> None:
+        """Sign a checkpoint whenever the log has grown, every `interval` seconds."""
+        log = self.access_log
+        while True:
+            await asyncio.sleep(interval)
+            latest = log.latest_checkpoint
+            if latest is None or log.committed[0] > latest.size:
+                try:
+                    await log.publish_checkpoint()
+                except AccessLogError:
+                    _log.exception("checkpoint publication failed")
+
     async def stop(self, grace: float = 1.0) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self._audit_reader is not None:
+            await self._audit_reader.close()
+            self._audit_reader = None
         if self._access_log is not None:
+            # Leave the log covered by a signed checkpoint for its auditors.
+            with contextlib.suppress(AccessLogError):
+                await self._access_log.publish_checkpoint()
             await self._access_log.close()
             self._access_log = None
         if self._router is not None:

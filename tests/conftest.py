@@ -27,6 +27,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         suspended=dev.issue("dept", SUSPENDED),
         unregistered=dev.issue("dept", UNREGISTERED),
         admin=dev.issue("admin", "ops"),
+        auditor=dev.issue("auditor", "audit-office"),
         foreign=other.issue("dept", LAND_REGISTRY),
     )
 

@@ -28,6 +28,7 @@ class Pki:
     suspended: IssuedCertificate
     unregistered: IssuedCertificate
     admin: IssuedCertificate
+    auditor: IssuedCertificate
     foreign: IssuedCertificate  # a department certificate from another CA
 
 

@@ -16,7 +16,7 @@ class TestDemo:
             [
                 sys.executable,
                 "-m",
-                "govshare.gateway._cli",
+                "govshare.gateway",
                 "demo",
                 "--once",
                 "--data-dir",
@@ -42,7 +42,7 @@ class TestDemo:
     def test_demo_evidence_verifies_offline_with_the_cli(self, tmp_path: Path) -> None:
         """The evidence the demo saves passes `govshare evidence verify` against its JWKS."""
         data_dir = tmp_path / "demo"
-        cli = [sys.executable, "-m", "govshare.gateway._cli"]
+        cli = [sys.executable, "-m", "govshare.gateway"]
         subprocess.run(
             [
                 *cli,
@@ -82,4 +82,4 @@ class TestDemo:
             check=False,
         )
         assert audit.returncode == 0, audit.stdout
-        assert audit.stdout.startswith("ok: 5 entries")
+        assert "ok: 5 entries, 1 signed checkpoints verified" in audit.stdout

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 import rfc8785
-from govshare.gateway._auditlog import (
-    GENESIS,
+from govshare.gateway import (
+    EMPTY_ROOT,
     AccessLog,
     AccessLogError,
+    NoteSigner,
     SqliteAccessLog,
     leaf_hash,
-    verify_hash_chain,
+    load_or_create_note_signer,
+    open_signed_note,
+    root_from_leaf_hashes,
+    verify_log_file,
 )
 
 
@@ -45,6 +49,16 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> NoteSigner:
+    folder = tmp_path_factory.mktemp("note-key")
+    return load_or_create_note_signer(folder / "note.pem", "test.local/access-log")
+
+
+def verify(path: Path, signer: NoteSigner) -> object:
+    return verify_log_file(path, signer.verifier_key())
+
+
 @pytest.fixture
 async def log(path: Path) -> AsyncIterator[SqliteAccessLog]:
     log = SqliteAccessLog(path)
@@ -53,11 +67,16 @@ async def log(path: Path) -> AsyncIterator[SqliteAccessLog]:
     await log.close()
 
 
-async def fill(path: Path, n: int) -> None:
-    log = SqliteAccessLog(path)
+async def fill(path: Path, n: int, signer: NoteSigner | None = None) -> None:
+    """Append n records; with a signer, publish a checkpoint after each half."""
+    log = SqliteAccessLog(path, note_signer=signer, origin="test.local/access-log")
     await log.open()
-    pending = [log.append(record(i)) for i in range(n)]
-    await asyncio.gather(*(p.wait() for p in pending))
+    half = n // 2
+    for chunk in (range(half), range(half, n)):
+        pending = [log.append(record(i)) for i in chunk]
+        await asyncio.gather(*(p.wait() for p in pending))
+        if signer is not None and n:
+            await log.publish_checkpoint()
     await log.close()
 
 
@@ -83,22 +102,21 @@ class TestDurableRows:
     async def test_rows_visible_to_another_connection(
         self, log: SqliteAccessLog, path: Path
     ) -> None:
-        """Each awaited record is readable elsewhere with leaf, leaf hash and chain hash."""
+        """Each awaited record is readable elsewhere with its leaf, leaf hash and tree node."""
         pending = [log.append(record(i)) for i in range(5)]
         for p in pending:
             await p.wait()
         with db(path) as conn:
             rows = conn.execute(
-                "SELECT idx, leaf, leaf_hash, chain_hash FROM access_log ORDER BY idx"
+                "SELECT a.idx, a.leaf, a.leaf_hash, n.hash FROM access_log a JOIN merkle_nodes n"
+                " ON n.level = 0 AND n.idx = a.idx ORDER BY a.idx"
             ).fetchall()
-        head = GENESIS
-        for i, (idx, leaf, lh, ch) in enumerate(rows):
+        for i, (idx, leaf, lh, node) in enumerate(rows):
             assert idx == i
             assert leaf == pending[i].leaf == rfc8785.dumps(record(i))
-            assert lh == hashlib.sha256(b"\x00" + leaf).digest() == leaf_hash(leaf)
-            head = hashlib.sha256(head + lh).digest()
-            assert ch == head
+            assert lh == hashlib.sha256(b"\x00" + leaf).digest() == leaf_hash(leaf) == node
         assert len(rows) == 5
+        assert log.committed == (5, root_from_leaf_hashes([r[2] for r in rows]))
 
     async def test_query_columns_extracted(self, log: SqliteAccessLog, path: Path) -> None:
         """Known record fields land in queryable columns; missing ones are NULL."""
@@ -135,7 +153,7 @@ class TestGroupCommit:
         assert sorted(indices) == list(range(2000))
         assert 0 < log.commits < 2000
         assert 2000 / log.commits > 1
-        assert verify_hash_chain(path).size == 2000
+        assert log.committed[0] == 2000
 
     async def test_max_batch_bounds_transaction_size(self, path: Path) -> None:
         """No transaction holds more than max_batch records."""
@@ -148,89 +166,144 @@ class TestGroupCommit:
 
 
 class TestReopen:
-    """A reopened log continues the same chain."""
+    """A reopened log continues the same tree."""
 
-    async def test_reopen_continues_chain(self, path: Path) -> None:
-        """Size and head are recovered, new indices follow on, and the chain verifies."""
-        await fill(path, 7)
-        log = SqliteAccessLog(path)
+    async def test_reopen_continues_the_tree(self, path: Path, signer: NoteSigner) -> None:
+        """Size and root are recovered, new indices follow on, and the log verifies."""
+        await fill(path, 7, signer)
+        log = SqliteAccessLog(path, note_signer=signer, origin="test.local/access-log")
         await log.open()
         assert log.size == 7
+        assert log.latest_checkpoint is not None
+        assert log.latest_checkpoint.size == 7
         p = log.append(record(7))
         assert p.index == 7
         await p.wait()
+        checkpoint = await log.publish_checkpoint()
         await log.close()
-        result = verify_hash_chain(path)
-        assert result.ok, result.problem
-        assert result.size == 8
-        assert result.first_bad_index is None
+        with db(path) as conn:
+            hashes = [
+                bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM access_log ORDER BY idx")
+            ]
+        assert checkpoint.root == root_from_leaf_hashes(hashes)
+        result = verify(path, signer)
+        assert result.ok, result.problem  # type: ignore[attr-defined]
+        assert result.size == 8  # type: ignore[attr-defined]
+        assert result.checkpoints_checked == 3  # type: ignore[attr-defined]
 
-    async def test_empty_log_verifies(self, path: Path) -> None:
-        """A freshly created log has size 0 and verifies with the zero head."""
-        await fill(path, 0)
-        result = verify_hash_chain(path)
-        assert (result.ok, result.size, result.head) == (True, 0, GENESIS)
+    async def test_empty_log_has_the_empty_root(self, path: Path) -> None:
+        """A freshly created log has size 0 and the RFC 6962 empty root."""
+        log = SqliteAccessLog(path)
+        await log.open()
+        assert log.committed == (0, EMPTY_ROOT)
+        await log.close()
+
+
+class TestCheckpoints:
+    async def test_checkpoint_is_a_signed_note_over_size_and_root(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """publish_checkpoint signs the committed size and root in the C2SP format."""
+        log = SqliteAccessLog(path, note_signer=signer, origin="test.local/access-log")
+        await log.open()
+        await asyncio.gather(*(log.append(record(i)).wait() for i in range(33)))
+        published = await log.publish_checkpoint()
+        again = await log.publish_checkpoint()
+        await log.close()
+        opened = open_signed_note(published.note, [signer.verifier()])
+        assert (opened.origin, opened.size, opened.root_hash) == (
+            "test.local/access-log",
+            33,
+            published.root,
+        )
+        assert again == published  # nothing new: the same checkpoint, not a second one
+
+    async def test_a_checkpoint_covers_everything_appended_before_it(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """Records appended before the request are inside the checkpoint, even if not yet awaited."""
+        log = SqliteAccessLog(path, note_signer=signer)
+        await log.open()
+        for i in range(50):
+            log.append(record(i))
+        checkpoint = await log.publish_checkpoint()
+        await log.close()
+        assert checkpoint.size == 50
 
 
 class TestTamperDetection:
-    """verify_hash_chain names the first index where stored rows stop matching."""
+    """Offline verification names the first entry where the stored log stops matching."""
 
     @pytest.fixture
-    async def filled(self, path: Path) -> Path:
-        await fill(path, 10)
-        assert verify_hash_chain(path).ok
+    async def filled(self, path: Path, signer: NoteSigner) -> Path:
+        await fill(path, 10, signer)
+        assert verify(path, signer).ok  # type: ignore[attr-defined]
         return path
 
-    def test_changed_leaf_byte(self, filled: Path) -> None:
+    def test_changed_leaf_byte(self, filled: Path, signer: NoteSigner) -> None:
         """Flipping one byte of a leaf fails at that leaf."""
         with db(filled) as conn:
             (leaf,) = conn.execute("SELECT leaf FROM access_log WHERE idx = 4").fetchone()
             forged = bytearray(leaf)
             forged[10] ^= 0x01
             conn.execute("UPDATE access_log SET leaf = ? WHERE idx = 4", (bytes(forged),))
-        result = verify_hash_chain(filled)
-        assert (result.ok, result.first_bad_index, result.size) == (False, 4, 4)
-        assert "leaf 4" in result.problem
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 4)  # type: ignore[attr-defined]
+        assert "entry 4" in result.problem  # type: ignore[attr-defined]
 
-    def test_deleted_row(self, filled: Path) -> None:
+    def test_deleted_row(self, filled: Path, signer: NoteSigner) -> None:
         """Deleting a row fails at the missing index."""
         with db(filled) as conn:
             conn.execute("DELETE FROM access_log WHERE idx = 3")
-        result = verify_hash_chain(filled)
-        assert (result.ok, result.first_bad_index) == (False, 3)
-        assert "missing" in result.problem
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 3)  # type: ignore[attr-defined]
+        assert "missing" in result.problem  # type: ignore[attr-defined]
 
-    def test_swapped_leaves(self, filled: Path) -> None:
-        """Swapping two rows' leaves fails at the earlier row."""
-        with db(filled) as conn:
-            conn.execute(
-                "UPDATE access_log SET leaf = CASE idx"
-                " WHEN 2 THEN (SELECT leaf FROM access_log WHERE idx = 6)"
-                " ELSE (SELECT leaf FROM access_log WHERE idx = 2) END WHERE idx IN (2, 6)"
-            )
-        result = verify_hash_chain(filled)
-        assert (result.ok, result.first_bad_index) == (False, 2)
-
-    def test_reordered_rows_with_their_hashes(self, filled: Path) -> None:
-        """Moving whole rows (leaf and both hashes) to other indices breaks the chain."""
+    def test_reordered_rows(self, filled: Path, signer: NoteSigner) -> None:
+        """Swapping two whole rows (leaf and leaf hash) fails at the earlier one."""
         with db(filled) as conn:
             conn.execute("UPDATE access_log SET idx = -1 WHERE idx = 5")
             conn.execute("UPDATE access_log SET idx = 5 WHERE idx = 8")
             conn.execute("UPDATE access_log SET idx = 8 WHERE idx = -1")
-        result = verify_hash_chain(filled)
-        assert (result.ok, result.first_bad_index) == (False, 5)
-        assert "chain hash 5" in result.problem
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 5)  # type: ignore[attr-defined]
 
-    def test_stored_leaf_hash_changed(self, filled: Path) -> None:
-        """A stored leaf hash that differs from the leaf fails at that row."""
+    def test_truncated_tail(self, filled: Path, signer: NoteSigner) -> None:
+        """Cutting the last entries fails: a signed checkpoint covers more than the log holds."""
         with db(filled) as conn:
-            conn.execute("UPDATE access_log SET leaf_hash = zeroblob(32) WHERE idx = 0")
-        assert verify_hash_chain(filled).first_bad_index == 0
+            conn.execute("DELETE FROM access_log WHERE idx >= 8")
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 8)  # type: ignore[attr-defined]
+        assert "truncated" in result.problem  # type: ignore[attr-defined]
+
+    def test_consistent_rewrite_is_caught_by_the_signed_root(
+        self, filled: Path, signer: NoteSigner
+    ) -> None:
+        """Rewriting a leaf with its leaf hash and tree node still fails at a signed checkpoint."""
+        with db(filled) as conn:
+            forged = rfc8785.dumps({**record(2), "outcome": "DENIED"})
+            assert forged != rfc8785.dumps(record(2))
+            lh = leaf_hash(forged)
+            conn.execute(
+                "UPDATE access_log SET leaf = ?, leaf_hash = ? WHERE idx = 2", (forged, lh)
+            )
+            conn.execute("UPDATE merkle_nodes SET hash = ? WHERE level = 0 AND idx = 2", (lh,))
+        result = verify(filled, signer)
+        assert not result.ok  # type: ignore[attr-defined]
+        assert result.first_bad_index == 0  # type: ignore[attr-defined]
+        assert "[0, 5)" in result.problem  # type: ignore[attr-defined]
+
+    def test_a_checkpoint_signed_by_another_key_fails(self, filled: Path, tmp_path: Path) -> None:
+        """Verifying against a different pinned key rejects the checkpoints."""
+        other = load_or_create_note_signer(tmp_path / "other.pem", "test.local/access-log")
+        result = verify_log_file(filled, other.verifier_key())
+        assert not result.ok
+        assert "checkpoint signature" in result.problem
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A missing file is reported, not created."""
         missing = tmp_path / "nope.db"
-        assert not verify_hash_chain(missing).ok
+        assert not verify_log_file(missing, None).ok
         assert not missing.exists()
 
 

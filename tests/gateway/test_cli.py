@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from govshare.gateway import SqliteAccessLog, canonical_json, load_or_create_signer, main
+from govshare.gateway import (
+    SqliteAccessLog,
+    canonical_json,
+    load_or_create_note_signer,
+    load_or_create_signer,
+    main,
+)
 
 
 class TestPki:
@@ -71,22 +78,74 @@ class TestEvidenceVerify:
         assert "INVALID" in capsys.readouterr().out
 
 
+async def _signed_log(folder: Path, entries: int) -> tuple[Path, str]:
+    signer = load_or_create_note_signer(folder / "note.pem", "test.local/access-log")
+    db = folder / "audit.db"
+    log = SqliteAccessLog(db, note_signer=signer, origin="test.local/access-log")
+    await log.open()
+    for index in range(entries):
+        await log.append({"outcome": "ALLOWED", "n": index}).wait()
+    await log.publish_checkpoint()
+    await log.close()
+    return db, signer.verifier_key()
+
+
 class TestAuditVerify:
     async def test_a_changed_leaf_is_named_by_index(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """`audit verify` passes an intact log and names the first altered entry."""
-        db = tmp_path / "audit.db"
-        log = SqliteAccessLog(db)
-        await log.open()
-        for index in range(10):
-            await log.append({"outcome": "ALLOWED", "n": index}).wait()
-        await log.close()
-        assert main(["audit", "verify", "--db", str(db)]) == 0
-        assert "10 entries" in capsys.readouterr().out
+        db, key = await _signed_log(tmp_path, 10)
+        assert main(["audit", "verify", "--db", str(db), "--key", key]) == 0
+        assert "10 entries, 1 signed checkpoints verified" in capsys.readouterr().out
         with sqlite3.connect(db) as conn:
             conn.execute(
                 "UPDATE access_log SET leaf = ? WHERE idx = 6", (b'{"n":6,"outcome":"DENIED"}',)
             )
-        assert main(["audit", "verify", "--db", str(db)]) == 1
+        assert main(["audit", "verify", "--db", str(db), "--key", key]) == 1
         assert "index 6" in capsys.readouterr().out
+
+    async def test_an_export_verifies_against_its_checkpoints(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit export` output verifies offline; an edited export line fails."""
+        db, key = await _signed_log(tmp_path, 12)
+        out = tmp_path / "export"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 0
+        args = [
+            "audit",
+            "verify",
+            "--export",
+            str(out / "entries.jsonl"),
+            "--checkpoints",
+            str(out / "checkpoints.json"),
+            "--key",
+            key,
+        ]
+        assert main(args) == 0
+        lines = (out / "entries.jsonl").read_text().splitlines()
+        entry = json.loads(lines[3])
+        entry["leaf"] = base64.b64encode(b'{"n":3,"outcome":"DENIED"}').decode()
+        lines[3] = json.dumps(entry)
+        (out / "entries.jsonl").write_text("\n".join(lines) + "\n")
+        capsys.readouterr()
+        assert main(args) == 1
+        assert "FAILED" in capsys.readouterr().out
+
+
+class TestAuditProve:
+    async def test_prove_prints_a_proof_that_verify_accepts(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An inclusion proof from `audit prove` checks out; a changed leaf in it does not."""
+        db, key = await _signed_log(tmp_path, 21)
+        capsys.readouterr()
+        assert main(["audit", "prove", "13", "--db", str(db)]) == 0
+        proof = json.loads(capsys.readouterr().out)
+        assert (proof["index"], proof["tree_size"]) == (13, 21)
+        path = tmp_path / "proof.json"
+        path.write_text(json.dumps(proof))
+        assert main(["audit", "verify", "--proof", str(path), "--key", key]) == 0
+        proof["leaf"] = base64.b64encode(b'{"n":99}').decode()
+        path.write_text(json.dumps(proof))
+        assert main(["audit", "verify", "--proof", str(path), "--key", key]) == 1

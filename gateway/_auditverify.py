@@ -1,0 +1,171 @@
+"""Offline verification of the access log, trusting nothing the operator says.
+
+From the database file (or an export), recompute every leaf hash and the Merkle
+tree; compare with the stored leaf hashes and level-0 nodes (which names the
+first altered entry), and with every signed checkpoint: its signature under
+the pinned key, and its root at its size. Roots matching at successive sizes
+computed from one sequence of leaves is what consistency between checkpoints
+means; a checkpoint larger than the log means the tail was cut.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
+from ._merkle import MerkleFrontier, leaf_hash
+
+__all__ = [
+    "LogVerification",
+    "read_export",
+    "stored_checkpoints",
+    "stored_verifier_key",
+    "verify_entries",
+    "verify_log_file",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LogVerification:
+    """Outcome of a verification; `first_bad_index` names the first bad entry."""
+
+    ok: bool
+    size: int
+    checkpoints_checked: int
+    first_bad_index: int | None = None
+    problem: str = ""
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def verify_entries(
+    entries: Iterable[tuple[int, bytes, bytes | None, bytes | None]],
+    checkpoints: Sequence[str],
+    verifier: NoteVerifier,
+) -> LogVerification:
+    """Check `(index, leaf, stored leaf hash, stored level-0 node)` rows in order.
+
+    Stored hashes may be None (an export carries only leaves); then a changed
+    entry is located only between the two checkpoints around it.
+    """
+    opened: list[tuple[int, bytes, str]] = []
+    for note in checkpoints:
+        try:
+            checkpoint = open_signed_note(note, [verifier])
+        except CheckpointError as error:
+            return LogVerification(False, 0, 0, None, f"checkpoint signature: {error}")
+        opened.append((checkpoint.size, checkpoint.root_hash, note))
+    opened.sort()
+    pending = iter(opened)
+    target = next(pending, None)
+    frontier = MerkleFrontier()
+    checked = 0
+    previous_size = 0
+    while target is not None and target[0] == 0:
+        target = next(pending, None)
+    for index, leaf, stored_hash, stored_node in entries:
+        expected = frontier.size
+        if index != expected:
+            problem = f"entry {expected} is missing (the next entry is {index})"
+            return LogVerification(False, expected, checked, expected, problem)
+        computed = leaf_hash(leaf)
+        if stored_hash is not None and computed != stored_hash:
+            return LogVerification(
+                False,
+                expected,
+                checked,
+                index,
+                f"entry {index}: leaf bytes do not match its leaf hash",
+            )
+        if stored_node is not None and computed != stored_node:
+            return LogVerification(
+                False,
+                expected,
+                checked,
+                index,
+                f"entry {index}: leaf does not match the Merkle tree",
+            )
+        frontier.append(computed)
+        while target is not None and target[0] == frontier.size:
+            if frontier.root() != target[1]:
+                return LogVerification(
+                    False,
+                    frontier.size,
+                    checked,
+                    previous_size,
+                    f"root at size {target[0]} differs from the signed checkpoint: an entry in "
+                    f"[{previous_size}, {target[0]}) was changed, reordered or removed",
+                )
+            checked += 1
+            previous_size = target[0]
+            target = next(pending, None)
+    if target is not None:
+        return LogVerification(
+            False,
+            frontier.size,
+            checked,
+            frontier.size,
+            f"a signed checkpoint covers {target[0]} entries but the log ends at "
+            f"{frontier.size}: the tail was truncated",
+        )
+    notes = () if checked else ("no checkpoint covers this log yet: only leaf hashes were checked",)
+    return LogVerification(True, frontier.size, checked, None, "", notes)
+
+
+def _database_rows(
+    conn: sqlite3.Connection,
+) -> Iterator[tuple[int, bytes, bytes | None, bytes | None]]:
+    rows = conn.execute(
+        "SELECT a.idx, a.leaf, a.leaf_hash, n.hash FROM access_log a "
+        "LEFT JOIN merkle_nodes n ON n.level = 0 AND n.idx = a.idx ORDER BY a.idx"
+    )
+    for index, leaf, stored, node in rows:
+        yield int(index), bytes(leaf), bytes(stored), None if node is None else bytes(node)
+
+
+def stored_checkpoints(conn: sqlite3.Connection) -> list[str]:
+    return [str(note) for (note,) in conn.execute("SELECT note FROM checkpoints ORDER BY size")]
+
+
+def stored_verifier_key(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM log_meta WHERE key = 'verifier_key'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def verify_log_file(
+    path: Path, verifier_key: str | None, extra_checkpoints: Sequence[str] = ()
+) -> LogVerification:
+    """Verify a gateway's audit database; the key defaults to the one it recorded."""
+    if not path.is_file():
+        return LogVerification(False, 0, 0, None, f"no such file: {path}")
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        try:
+            key = verifier_key or stored_verifier_key(conn)
+            notes = [*stored_checkpoints(conn), *extra_checkpoints]
+            if key is None:
+                return LogVerification(False, 0, 0, None, "no verifier key: pass --key")
+            verifier = NoteVerifier.from_key(key)
+            result = verify_entries(_database_rows(conn), notes, verifier)
+        except sqlite3.DatabaseError as error:
+            return LogVerification(False, 0, 0, None, f"cannot read the log: {error}")
+    finally:
+        conn.close()
+    if verifier_key is None and result.ok:
+        pinned = "the key was read from the database itself; pass --key to pin it"
+        return LogVerification(
+            True, result.size, result.checkpoints_checked, None, "", (*result.notes, pinned)
+        )
+    return result
+
+
+def read_export(lines: Iterable[str]) -> Iterator[tuple[int, bytes, bytes | None, bytes | None]]:
+    """Entries of an export file: JSON lines `{"index": n, "leaf": base64}`."""
+    for line in lines:
+        if line.strip():
+            entry = json.loads(line)
+            yield int(entry["index"]), base64.b64decode(entry["leaf"]), None, None

@@ -1,0 +1,190 @@
+"""AuditService over mTLS: auditors search, prove and export; others may not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+from govshare.adapters.simulators import Population
+from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
+from govshare.api.exchange.v1 import exchange_pb2
+from govshare.gateway import (
+    NoteVerifier,
+    leaf_hash,
+    open_signed_note,
+    verify_consistency,
+    verify_inclusion,
+)
+from support import LAND_REGISTRY, RunningGateway, error_info
+
+_MATTER = "330100-BDC-0001"
+
+
+async def _traffic(
+    gateway: RunningGateway, population: Population, allowed: int, denied: int
+) -> list[int]:
+    """Make some allowed and some denied calls; return the allowed evidence's log indices."""
+    indices = []
+    async with gateway.channel(gateway.pki.land_registry) as channel:
+        stub = gateway.exchange(channel)
+        for person in population.persons[:allowed]:
+            evidence = await stub.GetCertificate(
+                exchange_pb2.GetCertificateRequest(
+                    certificate_type="identity_record",
+                    holder=exchange_pb2.Holder(id_type="111", id=person.citizen_id),
+                    matter_code=_MATTER,
+                    purpose="审计测试",
+                ),
+                timeout=10,
+            )
+            indices.append(evidence.log_index)
+        for person in population.persons[:denied]:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetCertificate(
+                    exchange_pb2.GetCertificateRequest(
+                        certificate_type="tax_payment_certificate",
+                        holder=exchange_pb2.Holder(id_type="111", id=person.citizen_id),
+                        matter_code=_MATTER,
+                        purpose="审计测试",
+                    ),
+                    timeout=10,
+                )
+    return indices
+
+
+class TestRoles:
+    @pytest.mark.parametrize("client", ["land_registry", "admin"])
+    async def test_only_auditors_search_the_log(self, client: str, gateway: RunningGateway) -> None:
+        """Departments and administrators get ROLE_REQUIRED from ListAccessRecords."""
+        async with gateway.channel(getattr(gateway.pki, client)) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest()
+                )
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(raised.value).reason == "ROLE_REQUIRED"
+
+    async def test_administrators_read_usage_stats(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """GetUsageStats answers administrators with counts by outcome and reason."""
+        await _traffic(gateway, population, allowed=3, denied=2)
+        async with gateway.channel(gateway.pki.admin) as channel:
+            stats = await audit_pb2_grpc.AuditServiceStub(channel).GetUsageStats(
+                audit_pb2.GetUsageStatsRequest()
+            )
+        by_outcome = {c.key: c.count for c in stats.by_outcome}
+        assert stats.total == 5
+        assert by_outcome == {"ALLOWED": 3, "DENIED": 2, "DENIED:GRANT_REQUIRED": 2}
+        assert {c.key: c.count for c in stats.by_consumer} == {LAND_REGISTRY: 5}
+        assert stats.latency_p99_ms >= stats.latency_p50_ms > 0
+
+
+class TestSearch:
+    async def test_filters_and_pages(self, gateway: RunningGateway, population: Population) -> None:
+        """Outcome and holder filters select the right rows; pages chain with tokens."""
+        await _traffic(gateway, population, allowed=5, denied=3)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            denied = await stub.ListAccessRecords(
+                audit_pb2.ListAccessRecordsRequest(outcome=audit_pb2.OUTCOME_DENIED)
+            )
+            holder = population.persons[1].citizen_id
+            by_holder = await stub.ListAccessRecords(
+                audit_pb2.ListAccessRecordsRequest(holder_id_type="111", holder_id=holder)
+            )
+            first = await stub.ListAccessRecords(audit_pb2.ListAccessRecordsRequest(page_size=3))
+            second = await stub.ListAccessRecords(
+                audit_pb2.ListAccessRecordsRequest(page_size=3, page_token=first.next_page_token)
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as reused:
+                await stub.ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(
+                        page_size=3, page_token=first.next_page_token, consumer=LAND_REGISTRY
+                    )
+                )
+        assert [r.reason for r in denied.access_records] == ["GRANT_REQUIRED"] * 3
+        assert len(by_holder.access_records) == 2  # one allowed, one denied
+        assert all(
+            r.holder_id_masked == holder[:4] + "*" * 10 + holder[-4:]
+            for r in by_holder.access_records
+        )
+        assert all(holder not in r.leaf.decode() for r in by_holder.access_records)
+        assert [r.index for r in first.access_records] == [0, 1, 2]
+        assert [r.index for r in second.access_records] == [3, 4, 5]
+        assert error_info(reused.value).reason == "REQUEST_INVALID"
+
+
+class TestProofs:
+    async def test_evidence_index_is_proven_in_a_signed_checkpoint(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """An evidence's log index has an inclusion proof against a fresh signed checkpoint."""
+        indices = await _traffic(gateway, population, allowed=7, denied=2)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            checkpoint = await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            proof = await stub.GetInclusionProof(
+                audit_pb2.GetInclusionProofRequest(index=indices[4])
+            )
+            by_hash = await stub.GetInclusionProof(
+                audit_pb2.GetInclusionProofRequest(leaf_hash=proof.leaf_hash)
+            )
+        opened = open_signed_note(
+            checkpoint.signed_note, [NoteVerifier.from_key(checkpoint.verifier_key)]
+        )
+        assert opened.size == checkpoint.tree_size == 9
+        assert proof.tree_size == 9
+        assert leaf_hash(proof.leaf) == proof.leaf_hash
+        assert json.loads(proof.leaf)["outcome"] == "ALLOWED"
+        assert verify_inclusion(
+            proof.leaf_hash, proof.index, proof.tree_size, list(proof.hashes), opened.root_hash
+        )
+        assert by_hash.index == proof.index
+
+    async def test_consistency_between_two_checkpoints(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A consistency proof links an older checkpoint to a newer one."""
+        await _traffic(gateway, population, allowed=3, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            old = await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            await _traffic(gateway, population, allowed=4, denied=1)
+            new = await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            proof = await stub.GetConsistencyProof(
+                audit_pb2.GetConsistencyProofRequest(old_size=old.tree_size)
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as too_big:
+                await stub.GetConsistencyProof(
+                    audit_pb2.GetConsistencyProofRequest(old_size=1, new_size=new.tree_size + 1)
+                )
+        assert (old.tree_size, new.tree_size) == (3, 8)
+        assert verify_consistency(3, 8, old.root_hash, new.root_hash, list(proof.hashes))
+        assert not verify_consistency(3, 8, new.root_hash, old.root_hash, list(proof.hashes))
+        assert too_big.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TestExport:
+    async def test_export_streams_entries_and_resumes(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """The export streams every entry up to the checkpoint and resumes from an index."""
+        await _traffic(gateway, population, allowed=6, denied=2)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            whole: list[Any] = []
+            async for chunk in stub.ExportAccessRecords(audit_pb2.ExportAccessRecordsRequest()):
+                whole.extend(chunk.entries)
+            tail: list[Any] = []
+            async for chunk in stub.ExportAccessRecords(
+                audit_pb2.ExportAccessRecordsRequest(start_index=5)
+            ):
+                tail.extend(chunk.entries)
+        assert [e.index for e in whole] == list(range(8))
+        assert [e.index for e in tail] == [5, 6, 7]
+        rows = gateway.audit_rows()
+        assert [bytes(r["leaf"]) for r in rows] == [e.leaf for e in whole]
