@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._appends import measure_appends
+from bench._tlog import measure_tlog
 
 _ROOT = Path(__file__).resolve().parent.parent
 _SERVER_CPU = 0
@@ -170,6 +171,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             "p99_delta_ms": gw_m["p99_ms"] - echo_m["p99_ms"],
         }
     appends = asyncio.run(measure_appends())
+    tlog = measure_tlog(arguments.tlog_size) if arguments.tlog_size else {}
     return {
         "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
@@ -183,6 +185,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "gateway_peak_rss_mib": round(peak / 1024, 1),
         "audit_appends": appends,
+        "transparency_log": tlog,
         "not_measured": {
             "ResolveMaterials": "the method does not exist yet (matters arrive with issue 3)",
         },
@@ -225,17 +228,37 @@ def _markdown(report: dict[str, Any]) -> str:
         f"({appends['appends']} appends, 64 producers, "
         f"{appends['records_per_commit']:.0f} records per fsync'd commit).",
         "",
+        *_tlog_lines(report.get("transparency_log") or {}),
         "Not measured: " + "; ".join(f"{k} — {v}" for k, v in report["not_measured"].items()) + ".",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _tlog_lines(tlog: dict[str, Any]) -> list[str]:
+    if not tlog:
+        return []
+    return [
+        f"Transparency log of {tlog['entries']:,} entries ({tlog['file_mib']:.0f} MiB, built in "
+        f"{tlog['build_seconds']:.1f} s): inclusion proof median "
+        f"{tlog['inclusion_proof_median_ms']:.3f} ms, p99 {tlog['inclusion_proof_p99_ms']:.3f} ms; "
+        f"offline verification {tlog['verify_seconds']:.1f} s "
+        f"({tlog['verify_entries_per_s']:,.0f} entries/s).",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument("--duration", type=float, default=2.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--tlog-size",
+        type=int,
+        default=200_000,
+        help="entries of the log built for proof and verification timings (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results")
     arguments = parser.parse_args()
     began = time.monotonic()
