@@ -52,7 +52,8 @@ def _build(path: Path, size: int) -> float:
         hashes = [leaf_hash(leaf) for leaf in leaves]
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO access_log (idx, leaf, leaf_hash, outcome, request_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO access_log (idx, leaf, leaf_hash, outcome, request_id) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
                 (start + i, leaf, h, "ALLOWED", f"bench-{start + i}")
                 for i, (leaf, h) in enumerate(zip(leaves, hashes, strict=True))
