@@ -104,6 +104,10 @@ class HttpJsonAdapter:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 headers=_HEADERS,
+                # Registries set no cookies we want; the jar costs on every answer.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # One deadline (asyncio.timeout below) bounds the whole exchange.
+                timeout=aiohttp.ClientTimeout(total=None),
             )
         return self._session
 
@@ -121,7 +125,6 @@ class HttpJsonAdapter:
         kwargs: dict[str, Any] = {
             "params": {k: v.format_map(values) for k, v in template.query},
             "headers": {k: v.format_map(values) for k, v in template.headers},
-            "timeout": aiohttp.ClientTimeout(total=seconds),
             "allow_redirects": False,
         }
         if template.json_body is not None:
@@ -129,8 +132,7 @@ class HttpJsonAdapter:
         url = self._base_url + template.path.format_map(in_path)
         where = f"{self.registry} ({resource.resource_code})"
         try:
-            # aiohttp's timeout covers the exchange; this one also covers the
-            # body read and any time spent waiting for a pooled connection.
+            # Covers connecting, waiting for a pooled connection, and the body read.
             async with asyncio.timeout(seconds):
                 async with session.request(template.method, url, **kwargs) as response:
                     return response.status, await _read_limited(response, where)
@@ -141,6 +143,12 @@ class HttpJsonAdapter:
 
 
 async def _read_limited(response: aiohttp.ClientResponse, where: str) -> bytes:
+    declared = response.content_length
+    if declared is not None:
+        # The usual case: the size is known, so one read, refused up front if too big.
+        if declared > _MAX_ANSWER_BYTES:
+            raise ProviderUnavailable(f"{where}: answer larger than {_MAX_ANSWER_BYTES} bytes")
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(_CHUNK):
