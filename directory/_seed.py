@@ -1,37 +1,46 @@
-"""Reading a catalogue from YAML, validating every row before accepting any."""
+"""Reading a catalogue from YAML, validating every row before accepting any.
+
+The same reader serves `parse_catalogue` (a file that IS the directory: the
+seed) and the import (a file merged INTO a directory, _import.py); each row
+keeps its line number so an import can say where a bad row is.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib.resources
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 
-from ._model import (
-    Catalogue,
-    CertificateType,
-    DataItem,
-    Department,
-    DepartmentState,
-    Grant,
-    Resource,
-    ResourceState,
-    SharingType,
+from ._codec import (
+    certificate_type_from_doc,
+    department_from_doc,
+    grant_from_doc,
+    matter_from_doc,
+    resource_from_doc,
 )
-from ._validation import (
-    HOLDER_ID_TYPE_CITIZEN_ID,
-    HOLDER_ID_TYPE_USCC,
-    is_valid_resource_code,
-    is_valid_uscc,
+from ._model import Catalogue, CertificateType, Department, Grant, Matter, Resource
+from ._rules import (
+    Violations,
+    certificate_type_reference_violations,
+    certificate_type_violations,
+    department_violations,
+    grant_reference_violations,
+    grant_violations,
+    matter_reference_violations,
+    matter_violations,
+    resource_reference_violations,
+    resource_violations,
 )
 
 __all__ = ["CatalogueError", "load_builtin_catalogue", "load_catalogue", "parse_catalogue"]
 
 _T = TypeVar("_T")
-_DATA_TYPES = frozenset({"string", "date", "decimal", "integer", "boolean"})
+
+SECTIONS = ("departments", "resources", "certificate_types", "matters", "grants")
 
 
 class CatalogueError(ValueError):
@@ -40,6 +49,39 @@ class CatalogueError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = tuple(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A bad row: its line, what it is (`resources[1]`, `grant g-1`) and what is wrong."""
+
+    line: int
+    label: str
+    text: str
+
+    def plain(self, source: str) -> str:
+        return f"{source}: {self.label}: {self.text}" if self.label else f"{source}: {self.text}"
+
+    def located(self) -> tuple[int, str]:
+        return self.line, f"{self.label}: {self.text}" if self.label else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Row(Generic[_T]):
+    item: _T
+    line: int
+
+
+@dataclass
+class ParsedFile:
+    """Every well-formed row of a catalogue file, and a problem for every other."""
+
+    departments: list[Row[Department]] = field(default_factory=list)
+    resources: list[Row[Resource]] = field(default_factory=list)
+    certificate_types: list[Row[CertificateType]] = field(default_factory=list)
+    matters: list[Row[Matter]] = field(default_factory=list)
+    grants: list[Row[Grant]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def load_builtin_catalogue() -> Catalogue:
@@ -54,63 +96,119 @@ def load_catalogue(path: Path) -> Catalogue:
 
 def parse_catalogue(text: str, *, source: str = "<catalogue>") -> Catalogue:
     """Parse and validate; raise CatalogueError naming every bad row."""
-    document = yaml.safe_load(text) or {}
-    if not isinstance(document, Mapping):
-        raise CatalogueError([f"{source}: top level must be a mapping"])
-    problems: list[str] = []
-    departments = _rows(document, "departments", source, problems, _department)
-    resources = _rows(document, "resources", source, problems, _resource)
-    certificate_types = _rows(document, "certificate_types", source, problems, _certificate_type)
-    grants = _rows(document, "grants", source, problems, _grant)
-    _duplicates(source, "department", [d.uscc for d in departments], problems)
-    _duplicates(source, "resource", [r.code for r in resources], problems)
-    _duplicates(source, "certificate type", [c.key for c in certificate_types], problems)
-    _duplicates(source, "certificate type code", [c.type_code for c in certificate_types], problems)
-    _duplicates(source, "grant", [g.grant_id for g in grants], problems)
-    known_departments = {d.uscc for d in departments}
-    known_resources = {r.code: r for r in resources}
-    for resource in resources:
-        if resource.provider not in known_departments:
-            problems.append(f"{source}: resource {resource.code}: unknown provider")
-    for ctype in certificate_types:
-        if ctype.resource not in known_resources:
-            problems.append(f"{source}: certificate type {ctype.key}: unknown resource")
-    for grant in grants:
-        target = known_resources.get(grant.resource)
-        if target is None:
-            problems.append(f"{source}: grant {grant.grant_id}: unknown resource")
-        elif not grant.data_items <= set(target.data_item_names):
-            problems.append(f"{source}: grant {grant.grant_id}: data items not in resource")
-        if grant.consumer not in known_departments:
-            problems.append(f"{source}: grant {grant.grant_id}: unknown consumer")
+    parsed = parse_file(text)
+    if parsed.problems and parsed.problems[0].label == "<document>":
+        raise CatalogueError([f"{source}: {parsed.problems[0].text}"])
+    departments = [row.item for row in parsed.departments]
+    resources = [row.item for row in parsed.resources]
+    certificate_types = [row.item for row in parsed.certificate_types]
+    matters = [row.item for row in parsed.matters]
+    grants = [row.item for row in parsed.grants]
+    problems = parsed.problems + check_references(
+        parsed,
+        departments={d.uscc: d for d in departments},
+        resources={r.code: r for r in resources},
+        certificate_types={c.key: c for c in certificate_types},
+    )
     if problems:
-        raise CatalogueError(problems)
-    return Catalogue.build(departments, resources, certificate_types, grants)
+        raise CatalogueError([p.plain(source) for p in problems])
+    return Catalogue.build(departments, resources, certificate_types, grants, matters)
 
 
-def _duplicates(source: str, kind: str, keys: list[str], problems: list[str]) -> None:
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen:
-            problems.append(f"{source}: duplicate {kind} {key}")
-        seen.add(key)
+def _section_lines(text: str) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """1-based lines of each top-level key and of every entry of each section.
+
+    safe_load drops the marks, so the node tree from yaml.compose supplies them.
+    """
+    keys: dict[str, int] = {}
+    lines: dict[str, list[int]] = {}
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            keys[str(key.value)] = key.start_mark.line + 1
+            if isinstance(value, yaml.SequenceNode):
+                lines[str(key.value)] = [node.start_mark.line + 1 for node in value.value]
+    return keys, lines
+
+
+def parse_file(text: str) -> ParsedFile:
+    """Parse rows section by section; a document-level failure is one `<document>` problem."""
+    parsed = ParsedFile()
+    try:
+        document = yaml.safe_load(text) or {}
+        key_lines, lines = _section_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        parsed.problems.append(Problem(line, "<document>", f"not valid YAML: {exc}"))
+        return parsed
+    if not isinstance(document, Mapping):
+        parsed.problems.append(Problem(1, "<document>", "top level must be a mapping"))
+        return parsed
+    for key in document:
+        if key not in SECTIONS:
+            parsed.problems.append(
+                Problem(key_lines.get(str(key), 1), "", f"unknown section {key!r}")
+            )
+    _rows(
+        document,
+        lines,
+        "departments",
+        department_from_doc,
+        department_violations,
+        parsed.departments,
+        parsed,
+    )
+    _rows(
+        document,
+        lines,
+        "resources",
+        resource_from_doc,
+        resource_violations,
+        parsed.resources,
+        parsed,
+    )
+    _rows(
+        document,
+        lines,
+        "certificate_types",
+        certificate_type_from_doc,
+        certificate_type_violations,
+        parsed.certificate_types,
+        parsed,
+    )
+    _rows(document, lines, "matters", matter_from_doc, matter_violations, parsed.matters, parsed)
+    _rows(document, lines, "grants", grant_from_doc, grant_violations, parsed.grants, parsed)
+    return parsed
 
 
 def _rows(
     document: Mapping[str, Any],
-    key: str,
-    source: str,
-    problems: list[str],
+    lines: Mapping[str, list[int]],
+    section: str,
     parse: Callable[[Mapping[str, Any]], _T],
-) -> list[_T]:
-    rows = document.get(key) or []
-    parsed: list[_T] = []
-    for position, row in enumerate(rows):
+    rules: Callable[[_T], Violations],
+    into: list[Row[_T]],
+    parsed: ParsedFile,
+) -> None:
+    rows = document.get(section) or []
+    section_lines = lines.get(section, [])
+    if not isinstance(rows, list):
+        parsed.problems.append(Problem(1, section, "must be a list"))
+        return
+    for position, raw in enumerate(rows):
+        line = section_lines[position] if position < len(section_lines) else 1
+        label = f"{section}[{position}]"
         try:
-            parsed.append(parse(row))
+            item = parse(raw)
         except (KeyError, TypeError, ValueError) as exc:
-            problems.append(f"{source}: {key}[{position}]: {_describe(exc)}")
-    return parsed
+            parsed.problems.append(Problem(line, label, _describe(exc)))
+            continue
+        found = rules(item)
+        if found:
+            parsed.problems.append(Problem(line, label, "; ".join(text for _, text in found)))
+            continue
+        into.append(Row(item, line))
 
 
 def _describe(exc: Exception) -> str:
@@ -119,94 +217,63 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-def _department(row: Mapping[str, Any]) -> Department:
-    uscc = str(row["uscc"])
-    if not is_valid_uscc(uscc):
-        raise ValueError(f"invalid USCC {uscc!r}")
-    return Department(
-        uscc=uscc,
-        display_name=str(row["display_name"]),
-        region_code=str(row.get("region_code", "")),
-        state=DepartmentState(row.get("state", "ACTIVE")),
+def _duplicates(kind: str, rows: Iterable[tuple[str, int]]) -> list[Problem]:
+    seen: set[str] = set()
+    found: list[Problem] = []
+    for key, line in rows:
+        if key in seen:
+            found.append(Problem(line, "", f"duplicate {kind} {key}"))
+        seen.add(key)
+    return found
+
+
+def check_references(
+    parsed: ParsedFile,
+    *,
+    departments: Mapping[str, Department],
+    resources: Mapping[str, Resource],
+    certificate_types: Mapping[str, CertificateType],
+) -> list[Problem]:
+    """Duplicates within the file, and references resolved against the given directory."""
+    found = _duplicates("department", ((r.item.uscc, r.line) for r in parsed.departments))
+    found += _duplicates("resource", ((r.item.code, r.line) for r in parsed.resources))
+    found += _duplicates(
+        "certificate type", ((r.item.key, r.line) for r in parsed.certificate_types)
     )
-
-
-def _resource(row: Mapping[str, Any]) -> Resource:
-    code = str(row["code"])
-    if not is_valid_resource_code(code):
-        raise ValueError(f"invalid resource code {code!r}")
-    sharing_type = SharingType(row["sharing_type"])
-    condition = str(row.get("sharing_condition", ""))
-    legal_basis = str(row.get("legal_basis", ""))
-    if sharing_type is SharingType.CONDITIONAL and not condition:
-        raise ValueError(f"resource {code}: CONDITIONAL needs a sharing_condition")
-    if sharing_type is SharingType.NOT_SHARED and not legal_basis:
-        raise ValueError(f"resource {code}: NOT_SHARED needs a legal_basis")
-    publish_date = str(row["publish_date"])
-    _dt.date.fromisoformat(publish_date)
-    items = tuple(_data_item(item) for item in row["data_items"])
-    if len({item.name for item in items}) != len(items):
-        raise ValueError(f"resource {code}: duplicate data item names")
-    return Resource(
-        code=code,
-        display_name=str(row["display_name"]),
-        classification=str(row.get("classification", "")),
-        provider=str(row["provider"]),
-        summary=str(row.get("summary", "")),
-        format=str(row.get("format", "")),
-        data_items=items,
-        sharing_type=sharing_type,
-        sharing_method=str(row.get("sharing_method", "")),
-        update_cycle=str(row.get("update_cycle", "")),
-        publish_date=publish_date,
-        sharing_condition=condition,
-        legal_basis=legal_basis,
-        open_to_public=bool(row.get("open_to_public", False)),
-        state=ResourceState(row.get("state", "PUBLISHED")),
-        version=int(row.get("version", 1)),
+    found += _duplicates(
+        "certificate type code", ((r.item.type_code, r.line) for r in parsed.certificate_types)
     )
+    found += _duplicates("matter", ((r.item.code, r.line) for r in parsed.matters))
+    found += _duplicates("grant", ((r.item.grant_id, r.line) for r in parsed.grants))
 
+    def add(line: int, label: str, violations: Violations) -> None:
+        found.extend(Problem(line, label, text) for _, text in violations)
 
-def _data_item(row: Mapping[str, Any]) -> DataItem:
-    data_type = str(row["data_type"])
-    if data_type not in _DATA_TYPES:
-        raise ValueError(f"data item {row.get('name')!r}: unknown data_type {data_type!r}")
-    return DataItem(
-        name=str(row["name"]),
-        label=str(row["label"]),
-        data_type=data_type,
-        personal=bool(row.get("personal", False)),
-    )
-
-
-def _certificate_type(row: Mapping[str, Any]) -> CertificateType:
-    holder_id_type = str(row["holder_id_type"])
-    if holder_id_type not in (HOLDER_ID_TYPE_CITIZEN_ID, HOLDER_ID_TYPE_USCC):
-        raise ValueError(f"holder_id_type must be 111 or 001, not {holder_id_type!r}")
-    type_code = str(row["type_code"])
-    if len(type_code) != 21 or not is_valid_uscc(type_code[:18]) or not type_code[18:].isdigit():
-        raise ValueError(f"type_code {type_code!r} is not a USCC + 3 digits")
-    return CertificateType(
-        key=str(row["key"]),
-        type_code=type_code,
-        display_name=str(row["display_name"]),
-        holder_id_type=holder_id_type,
-        issuer=str(row["issuer"]),
-        resource=str(row["resource"]),
-    )
-
-
-def _grant(row: Mapping[str, Any]) -> Grant:
-    valid_from = _dt.date.fromisoformat(str(row["valid_from"]))
-    valid_until = _dt.date.fromisoformat(str(row["valid_until"]))
-    if valid_until < valid_from:
-        raise ValueError(f"grant {row['id']}: valid_until before valid_from")
-    return Grant(
-        grant_id=str(row["id"]),
-        consumer=str(row["consumer"]),
-        resource=str(row["resource"]),
-        data_items=frozenset(str(x) for x in row["data_items"]),
-        matter_codes=frozenset(str(x) for x in row["matter_codes"]),
-        valid_from=valid_from,
-        valid_until=valid_until,
-    )
+    for r in parsed.resources:
+        add(r.line, f"resource {r.item.code}", resource_reference_violations(r.item, departments))
+    in_file = {c.item.key for c in parsed.certificate_types}
+    for c in parsed.certificate_types:
+        add(
+            c.line,
+            f"certificate type {c.item.key}",
+            certificate_type_reference_violations(c.item, resources, departments),
+        )
+        for other in certificate_types.values():
+            # Codes clashing within the file are duplicates above; here: with the rest.
+            if other.type_code == c.item.type_code and other.key not in in_file:
+                found.append(
+                    Problem(c.line, f"certificate type {c.item.key}", "type_code already used")
+                )
+    for m in parsed.matters:
+        add(
+            m.line,
+            f"matter {m.item.code}",
+            matter_reference_violations(m.item, resources, certificate_types),
+        )
+    for g in parsed.grants:
+        add(
+            g.line,
+            f"grant {g.item.grant_id}",
+            grant_reference_violations(g.item, departments, resources),
+        )
+    return found

@@ -1,100 +1,36 @@
 """Catalogue storage on SQLAlchemy 2 async: SQLite (aiosqlite) by default,
 PostgreSQL (asyncpg) by changing the URL.
 
-The gateway loads a `Catalogue` snapshot once and serves requests from memory;
-the store is touched only at start and on directory changes.
+`SqlCatalogueStore` is the one store class: the snapshot API the gateway
+started with (`create_schema`, `is_empty`, `replace`, `load`, `close`), plus
+`revision()`, catalogue administration (_admin.py), the application desk
+(_desk.py), events (_core.py) and the write half of import (`apply_import`).
+The gateway loads a `Catalogue` snapshot and serves requests from memory; it
+polls `revision()` and reloads when the number moved.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import Sequence
-from typing import Any, Protocol
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Date,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-)
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import delete, insert
 
-from ._model import (
-    Catalogue,
-    CertificateType,
-    DataItem,
-    Department,
-    DepartmentState,
-    Grant,
-    Resource,
-    ResourceState,
-    SharingType,
-)
+from . import _tables as t
+from ._admin import CatalogueAdmin
+from ._codec import Codec, name_of
+from ._core import Tx
+from ._desk import ApplicationDesk
+from ._errors import ImportRejected
+from ._model import Catalogue, CertificateType, Department, Grant, Matter, Resource
 
-__all__ = ["CatalogueStore", "SqlCatalogueStore"]
+__all__ = ["CatalogueStore", "ImportPlan", "ImportReport", "SqlCatalogueStore"]
 
-_metadata = MetaData()
+_T = TypeVar("_T")
 
-_departments = Table(
-    "departments",
-    _metadata,
-    Column("uscc", String(18), primary_key=True),
-    Column("display_name", Text, nullable=False),
-    Column("region_code", String(6), nullable=False),
-    Column("state", String(16), nullable=False),
-)
-
-_resources = Table(
-    "resources",
-    _metadata,
-    Column("code", String(64), primary_key=True),
-    Column("display_name", Text, nullable=False),
-    Column("classification", Text, nullable=False),
-    Column("provider", String(18), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("format", Text, nullable=False),
-    Column("data_items", JSON, nullable=False),
-    Column("sharing_type", String(16), nullable=False),
-    Column("sharing_condition", Text, nullable=False),
-    Column("legal_basis", Text, nullable=False),
-    Column("sharing_method", Text, nullable=False),
-    Column("open_to_public", Boolean, nullable=False),
-    Column("update_cycle", Text, nullable=False),
-    Column("publish_date", String(10), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("version", Integer, nullable=False),
-)
-
-_certificate_types = Table(
-    "certificate_types",
-    _metadata,
-    Column("key", String(64), primary_key=True),
-    Column("type_code", String(21), nullable=False, unique=True),
-    Column("display_name", Text, nullable=False),
-    Column("holder_id_type", String(3), nullable=False),
-    Column("issuer", String(18), nullable=False),
-    Column("resource", String(64), nullable=False),
-)
-
-_grants = Table(
-    "grants",
-    _metadata,
-    Column("grant_id", String(64), primary_key=True),
-    Column("consumer", String(18), nullable=False, index=True),
-    Column("resource", String(64), nullable=False),
-    Column("data_items", JSON, nullable=False),
-    Column("matter_codes", JSON, nullable=False),
-    Column("valid_from", Date, nullable=False),
-    Column("valid_until", Date, nullable=False),
-)
+_KINDS = ("departments", "resources", "certificate_types", "matters", "grants")
 
 
 class CatalogueStore(Protocol):
@@ -106,160 +42,163 @@ class CatalogueStore(Protocol):
 
     async def replace(self, catalogue: Catalogue) -> None: ...
 
+    async def revision(self) -> int: ...
+
     async def close(self) -> None: ...
 
 
-class SqlCatalogueStore:
-    """The directory in a SQL database reached through SQLAlchemy async."""
+@dataclass(frozen=True)
+class ImportPlan:
+    """Items to upsert by natural key, or the (line, problem) pairs that stop the import."""
 
-    def __init__(self, url: str) -> None:
-        self._engine: AsyncEngine = create_async_engine(url)
+    departments: Sequence[Department] = ()
+    resources: Sequence[Resource] = ()
+    certificate_types: Sequence[CertificateType] = ()
+    matters: Sequence[Matter] = ()
+    grants: Sequence[Grant] = ()
+    problems: Sequence[tuple[int, str]] = ()
+    source: str = "<import>"
 
-    async def create_schema(self) -> None:
-        async with self._engine.begin() as conn:
-            await conn.run_sync(_metadata.create_all)
 
-    async def is_empty(self) -> bool:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(_departments.c.uscc).limit(1))).first()
-        return row is None
+@dataclass(frozen=True)
+class ImportReport:
+    """How many items of each kind an import created, updated and left unchanged."""
 
-    async def replace(self, catalogue: Catalogue) -> None:
-        """Write `catalogue` as the whole directory, in one transaction."""
-        async with self._engine.begin() as conn:
-            for table in (_grants, _certificate_types, _resources, _departments):
-                await conn.execute(delete(table))
-            await _insert(
-                conn, _departments, [_department_row(d) for d in catalogue.departments.values()]
-            )
-            await _insert(
-                conn, _resources, [_resource_row(r) for r in catalogue.resources.values()]
-            )
-            await _insert(
-                conn,
-                _certificate_types,
-                [_certificate_type_row(c) for c in catalogue.certificate_types.values()],
-            )
-            await _insert(conn, _grants, [_grant_row(g) for g in catalogue.grants])
+    created: Mapping[str, int] = field(default_factory=dict)
+    updated: Mapping[str, int] = field(default_factory=dict)
+    unchanged: Mapping[str, int] = field(default_factory=dict)
 
-    async def load(self) -> Catalogue:
-        async with self._engine.connect() as conn:
-            departments = (await conn.execute(select(_departments))).mappings().all()
-            resources = (await conn.execute(select(_resources))).mappings().all()
-            ctypes = (await conn.execute(select(_certificate_types))).mappings().all()
-            grants = (await conn.execute(select(_grants))).mappings().all()
-        return Catalogue.build(
-            departments=(
-                Department(
-                    uscc=r["uscc"],
-                    display_name=r["display_name"],
-                    region_code=r["region_code"],
-                    state=DepartmentState(r["state"]),
-                )
-                for r in departments
-            ),
-            resources=(_resource_from_row(r) for r in resources),
-            certificate_types=(CertificateType(**dict(r)) for r in ctypes),
-            grants=(_grant_from_row(r) for r in grants),
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values()) or any(self.updated.values())
+
+
+def _report_codec() -> Codec[ImportReport]:
+    return Codec(
+        "import",
+        lambda r: {
+            "created": dict(r.created),
+            "updated": dict(r.updated),
+            "unchanged": dict(r.unchanged),
+        },
+        lambda d: ImportReport(d["created"], d["updated"], d["unchanged"]),
+    )
+
+
+def _same(current: Any, item: Any) -> bool:
+    """Equal but for the version, which the store owns."""
+    if hasattr(current, "version"):
+        item = dataclasses.replace(item, version=current.version)
+    return bool(current == item)
+
+
+class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
+    """The directory in a SQL database reached through SQLAlchemy async.
+
+    Constructor: `SqlCatalogueStore(url, *, calendar=None, due_working_days=10,
+    clock=utc_now, timezone=UTC+8)`.
+    """
+
+    async def replace(self, catalogue: Catalogue, *, actor: str = "system") -> None:
+        """Write `catalogue` as the whole directory, in one transaction (used to seed).
+
+        Applications and events are kept; one `catalogue.replace` event records the counts.
+        """
+
+        async def body(tx: Tx) -> None:
+            for table in (t.grants, t.matters, t.certificate_types, t.resources, t.departments):
+                await tx.conn.execute(delete(table))
+            await _insert_all(tx, t.DEPARTMENT, catalogue.departments.values())
+            await _insert_all(tx, t.RESOURCE, catalogue.resources.values())
+            await _insert_all(tx, t.CERTIFICATE_TYPE, catalogue.certificate_types.values())
+            await _insert_all(tx, t.MATTER, catalogue.matters.values())
+            await _insert_all(tx, t.GRANT, catalogue.grants)
+            counts = {
+                "departments": len(catalogue.departments),
+                "resources": len(catalogue.resources),
+                "certificate_types": len(catalogue.certificate_types),
+                "matters": len(catalogue.matters),
+                "grants": len(catalogue.grants),
+            }
+            tx.record("catalogue.replace", "catalogue", None, counts)
+
+        await self._mutate(
+            actor=actor,
+            request_id="",
+            operation="catalogue.replace",
+            request={},
+            codec=Codec("none", lambda _: {}, lambda _: None),
+            body=body,
         )
 
-    async def close(self) -> None:
-        await self._engine.dispose()
+    async def apply_import(
+        self, build: Callable[[Catalogue], ImportPlan], *, actor: str
+    ) -> ImportReport:
+        """Upsert what `build` plans against the committed directory, all or nothing.
+
+        `build` sees the directory as of this transaction, so references and
+        lifecycle checks hold against what is committed; if its plan has
+        problems, ImportRejected is raised and nothing is written. Items
+        equal to what is stored are left alone: importing a file twice
+        writes nothing the second time (no event, no revision bump).
+        """
+
+        async def body(tx: Tx) -> ImportReport:
+            snapshot = await self._snapshot(tx.conn)
+            plan = build(snapshot)
+            if plan.problems:
+                raise ImportRejected(plan.problems, source=plan.source)
+            created: dict[str, int] = {}
+            updated: dict[str, int] = {}
+            unchanged: dict[str, int] = {}
+            current_by_kind: Mapping[str, Mapping[str, Any]] = {
+                "departments": snapshot.departments,
+                "resources": snapshot.resources,
+                "certificate_types": snapshot.certificate_types,
+                "matters": snapshot.matters,
+                "grants": {g.grant_id: g for g in snapshot.grants},
+            }
+            kinds: Mapping[str, t.Kind[Any]] = {
+                "departments": t.DEPARTMENT,
+                "resources": t.RESOURCE,
+                "certificate_types": t.CERTIFICATE_TYPE,
+                "matters": t.MATTER,
+                "grants": t.GRANT,
+            }
+            for section in _KINDS:
+                kind = kinds[section]
+                counts = [0, 0, 0]
+                for item in getattr(plan, section):
+                    current = current_by_kind[section].get(kind.key_of(item))
+                    if current is not None and _same(current, item):
+                        counts[2] += 1
+                        continue
+                    if current is None:
+                        await self._insert(tx.conn, kind, item)
+                        counts[0] += 1
+                    else:
+                        if hasattr(current, "version"):
+                            item = dataclasses.replace(item, version=current.version + 1)
+                        await self._update(tx.conn, kind, item)
+                        counts[1] += 1
+                    before = None if current is None else kind.codec.to_doc(current)
+                    tx.record(
+                        f"{kind.codec.kind}.import", name_of(item), before, kind.codec.to_doc(item)
+                    )
+                created[section], updated[section], unchanged[section] = counts
+            return ImportReport(created, updated, unchanged)
+
+        return await self._mutate(
+            actor=actor,
+            request_id="",
+            operation="catalogue.import",
+            request={},
+            codec=_report_codec(),
+            body=body,
+        )
 
 
-async def _insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+async def _insert_all(tx: Tx, kind: t.Kind[_T], items: Any) -> None:
+    rows = [kind.to_row(item) for item in items]
     if rows:
-        await conn.execute(insert(table), list(rows))
-
-
-def _department_row(d: Department) -> dict[str, Any]:
-    return {
-        "uscc": d.uscc,
-        "display_name": d.display_name,
-        "region_code": d.region_code,
-        "state": d.state.value,
-    }
-
-
-def _resource_row(r: Resource) -> dict[str, Any]:
-    return {
-        "code": r.code,
-        "display_name": r.display_name,
-        "classification": r.classification,
-        "provider": r.provider,
-        "summary": r.summary,
-        "format": r.format,
-        "data_items": [
-            {"name": i.name, "label": i.label, "data_type": i.data_type, "personal": i.personal}
-            for i in r.data_items
-        ],
-        "sharing_type": r.sharing_type.value,
-        "sharing_condition": r.sharing_condition,
-        "legal_basis": r.legal_basis,
-        "sharing_method": r.sharing_method,
-        "open_to_public": r.open_to_public,
-        "update_cycle": r.update_cycle,
-        "publish_date": r.publish_date,
-        "state": r.state.value,
-        "version": r.version,
-    }
-
-
-def _resource_from_row(r: Any) -> Resource:
-    return Resource(
-        code=r["code"],
-        display_name=r["display_name"],
-        classification=r["classification"],
-        provider=r["provider"],
-        summary=r["summary"],
-        format=r["format"],
-        data_items=tuple(DataItem(**item) for item in r["data_items"]),
-        sharing_type=SharingType(r["sharing_type"]),
-        sharing_condition=r["sharing_condition"],
-        legal_basis=r["legal_basis"],
-        sharing_method=r["sharing_method"],
-        open_to_public=bool(r["open_to_public"]),
-        update_cycle=r["update_cycle"],
-        publish_date=r["publish_date"],
-        state=ResourceState(r["state"]),
-        version=int(r["version"]),
-    )
-
-
-def _certificate_type_row(c: CertificateType) -> dict[str, Any]:
-    return {
-        "key": c.key,
-        "type_code": c.type_code,
-        "display_name": c.display_name,
-        "holder_id_type": c.holder_id_type,
-        "issuer": c.issuer,
-        "resource": c.resource,
-    }
-
-
-def _grant_row(g: Grant) -> dict[str, Any]:
-    return {
-        "grant_id": g.grant_id,
-        "consumer": g.consumer,
-        "resource": g.resource,
-        "data_items": sorted(g.data_items),
-        "matter_codes": sorted(g.matter_codes),
-        "valid_from": g.valid_from,
-        "valid_until": g.valid_until,
-    }
-
-
-def _grant_from_row(r: Any) -> Grant:
-    valid_from = r["valid_from"]
-    valid_until = r["valid_until"]
-    assert isinstance(valid_from, _dt.date)
-    assert isinstance(valid_until, _dt.date)
-    return Grant(
-        grant_id=r["grant_id"],
-        consumer=r["consumer"],
-        resource=r["resource"],
-        data_items=frozenset(r["data_items"]),
-        matter_codes=frozenset(r["matter_codes"]),
-        valid_from=valid_from,
-        valid_until=valid_until,
-    )
+        await tx.conn.execute(insert(kind.table), rows)
