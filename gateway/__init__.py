@@ -51,8 +51,29 @@ from ._config import (
 from ._demo import (
     run_demo,
 )
+from ._directory_codec import (
+    application_request_from_pb,
+    application_to_pb,
+    certificate_type_from_pb,
+    certificate_type_to_pb,
+    department_from_pb,
+    department_to_pb,
+    event_to_pb,
+    grant_to_pb,
+    mask_paths,
+    matter_from_pb,
+    matter_mask,
+    matter_to_pb,
+    name_id,
+    resource_from_pb,
+    resource_to_pb,
+)
 from ._directory_service import (
     DirectoryServicer,
+)
+from ._directory_sync import (
+    DIRECTORY_EVENT_METHOD,
+    DirectorySync,
 )
 from ._errors import (
     ERROR_DOMAIN,
@@ -60,6 +81,7 @@ from ._errors import (
     Reason,
     error_info_of,
     grpc_code_of,
+    rich_status,
     to_grpc_status,
 )
 from ._evidence import (
@@ -128,6 +150,7 @@ from ._server import (
 
 __all__ = [
     "DEFAULT_TRUST_DOMAIN",
+    "DIRECTORY_EVENT_METHOD",
     "EMPTY_ROOT",
     "ERROR_DOMAIN",
     "HASH_SIZE",
@@ -144,6 +167,7 @@ __all__ = [
     "Decision",
     "DevPki",
     "DirectoryServicer",
+    "DirectorySync",
     "EvidenceSigner",
     "EvidenceVerification",
     "ExchangeServicer",
@@ -170,13 +194,21 @@ __all__ = [
     "SqliteNodeStore",
     "StoredRecord",
     "UsageStats",
+    "application_request_from_pb",
+    "application_to_pb",
     "authorize_department",
     "canonical_json",
+    "certificate_type_from_pb",
+    "certificate_type_to_pb",
     "client_credentials",
     "consistency_proof",
     "consistency_proof_ranges",
     "decide",
+    "department_from_pb",
+    "department_to_pb",
     "error_info_of",
+    "event_to_pb",
+    "grant_to_pb",
     "grpc_code_of",
     "inclusion_proof",
     "inclusion_proof_ranges",
@@ -185,6 +217,11 @@ __all__ = [
     "load_or_create_signer",
     "main",
     "mask_holder_id",
+    "mask_paths",
+    "matter_from_pb",
+    "matter_mask",
+    "matter_to_pb",
+    "name_id",
     "node_hash",
     "open_channel",
     "open_note",
@@ -193,6 +230,9 @@ __all__ = [
     "principal_from_auth_context",
     "principal_uri",
     "read_export",
+    "resource_from_pb",
+    "resource_to_pb",
+    "rich_status",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "run_demo",

@@ -84,6 +84,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             outcome=_OUTCOMES.get(request.outcome, ""),
             start_time=_iso(request.start_time) if request.HasField("start_time") else "",
             end_time=_iso(request.end_time) if request.HasField("end_time") else "",
+            include_directory_events=request.include_directory_events,
         )
         if request.page_size < 0:
             await _abort(context, Reason.REQUEST_INVALID, "page_size must not be negative")

@@ -65,6 +65,7 @@ CREATE INDEX IF NOT EXISTS access_log_resource ON access_log(resource_code, idx)
 CREATE INDEX IF NOT EXISTS access_log_holder ON access_log(holder_id_hash, idx);
 CREATE INDEX IF NOT EXISTS access_log_matter ON access_log(matter_code, idx);
 CREATE INDEX IF NOT EXISTS access_log_leaf_hash ON access_log(leaf_hash);
+CREATE INDEX IF NOT EXISTS access_log_method ON access_log(method, idx);
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     root BLOB NOT NULL,

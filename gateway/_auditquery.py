@@ -7,6 +7,7 @@ and run in a worker thread, so a large search never stalls the event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -43,10 +44,14 @@ class AccessQuery:
     outcome: str = ""
     start_time: str = ""
     end_time: str = ""
+    # Directory change events share the log; searches and stats of accesses skip them.
+    include_directory_events: bool = False
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         values: list[Any] = []
+        if not self.include_directory_events:
+            clauses.append("method IS NOT 'DirectoryEvent'")
         for column in _FILTER_COLUMNS:
             value = getattr(self, column)
             if value:
@@ -138,6 +143,18 @@ class AuditReader:
     async def entry(self, index: int) -> StoredRecord | None:
         found = await self.entries(index, index + 1)
         return found[0] if found else None
+
+    async def last_directory_event_seq(self) -> int:
+        """The highest directory event sequence number already in the log (0 if none)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT leaf FROM access_log WHERE method = 'DirectoryEvent' "
+                "ORDER BY idx DESC LIMIT 1"
+            ).fetchone()
+            return 0 if row is None else int(json.loads(row[0])["event"]["seq"])
+
+        return await self._run(work)
 
     async def index_of_leaf_hash(self, leaf_hash: bytes) -> int | None:
         def work(conn: sqlite3.Connection) -> int | None:

@@ -17,6 +17,7 @@ from ._pki import DEFAULT_TRUST_DOMAIN
 __all__ = ["GatewayConfig"]
 
 _ENV_PREFIX = "GOVSHARE_"
+_FLOAT_KEYS = ("provider_timeout_seconds", "checkpoint_interval_seconds", "directory_poll_seconds")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class GatewayConfig:
     audit_max_batch: int = 1024
     # How often a signed checkpoint is published when the log has grown; 0 = only on demand.
     checkpoint_interval_seconds: float = 10.0
+    # How often the store's revision is polled for changes made elsewhere; 0 = never.
+    directory_poll_seconds: float = 2.0
     # Origin line of the log's checkpoints; empty means "<trust_domain>/access-log".
     checkpoint_origin: str = ""
     # Where the CA and the server certificate live; default "<data_dir>/pki".
@@ -94,7 +97,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("data_dir", "pki_dir"):
         if coerced.get(name) is not None:
             coerced[name] = Path(coerced[name])
-    for name in ("provider_timeout_seconds", "checkpoint_interval_seconds"):
+    for name in (
+        "provider_timeout_seconds",
+        "checkpoint_interval_seconds",
+        "directory_poll_seconds",
+    ):
         if name in coerced:
             coerced[name] = float(coerced[name])
     if "audit_max_batch" in coerced:

@@ -1,238 +1,659 @@
-"""DirectoryService reads: departments, resources and certificate types, paged
-from the in-memory catalogue snapshot."""
+"""DirectoryService: the catalogue and the sharing-application workflow over gRPC.
+
+Who may do what (from the certificate's role, checked before anything is read):
+
+    reads (departments, resources, types, matters)  department · admin · auditor
+    catalogue writes                                 admin
+    apply for a resource                             department (as the consumer)
+    approve / reject an application                  the providing department · admin
+    revoke an application or grant                   provider · consumer · admin
+    applications and grants                          admin · auditor see all; a
+                                                     department sees its own
+    directory events                                 admin · auditor
+
+A department asking about an application or grant that is not its own gets
+PERMISSION_DENIED whether or not it exists. Every successful write refreshes
+the gateway's catalogue snapshot before the answer, so the next exchange call
+sees it; every refused write is written to the audit log.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import datetime as _dt
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
-from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
+from govshare.api.directory.v1 import directory_pb2 as pb
+from govshare.api.directory.v1 import directory_pb2_grpc
 from govshare.directory import (
+    AlreadyExists,
     Catalogue,
-    CertificateType,
-    Department,
     DepartmentState,
-    Resource,
-    ResourceState,
-    SharingType,
+    DirectoryError,
+    EtagMismatch,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SqlCatalogueStore,
 )
 
-from ._errors import GovshareError, Reason, to_grpc_status
-from ._identity import Role, principal_from_auth_context
+from . import _directory_codec as codec
+from ._errors import GovshareError, Reason, rich_status, to_grpc_status
+from ._identity import Principal, Role, principal_from_auth_context
 
 __all__ = ["DirectoryServicer"]
 
-_DEFAULT_PAGE_SIZE = 50
-_MAX_PAGE_SIZE = 1000
 _T = TypeVar("_T")
+_READ = frozenset({Role.DEPARTMENT, Role.ADMIN, Role.AUDITOR})
+_ADMIN = frozenset({Role.ADMIN})
+_APPLY = frozenset({Role.DEPARTMENT})
+_DECIDE = frozenset({Role.DEPARTMENT, Role.ADMIN})
+_OVERSEE = frozenset({Role.ADMIN, Role.AUDITOR})
+_CODES: tuple[tuple[type[DirectoryError], grpc.StatusCode], ...] = (
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (EtagMismatch, grpc.StatusCode.ABORTED),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+)
 
-_SHARING_TYPES = {
-    SharingType.UNCONDITIONAL: directory_pb2.SHARING_TYPE_UNCONDITIONAL,
-    SharingType.CONDITIONAL: directory_pb2.SHARING_TYPE_CONDITIONAL,
-    SharingType.NOT_SHARED: directory_pb2.SHARING_TYPE_NOT_SHARED,
-}
-_RESOURCE_STATES = {
-    ResourceState.DRAFT: directory_pb2.RESOURCE_STATE_DRAFT,
-    ResourceState.PUBLISHED: directory_pb2.RESOURCE_STATE_PUBLISHED,
-    ResourceState.RETIRED: directory_pb2.RESOURCE_STATE_RETIRED,
-}
-_DEPARTMENT_STATES = {
-    DepartmentState.ACTIVE: directory_pb2.DEPARTMENT_STATE_ACTIVE,
-    DepartmentState.SUSPENDED: directory_pb2.DEPARTMENT_STATE_SUSPENDED,
-}
+Denied: TypeAlias = Callable[[str, Principal | None, GovshareError, str], Awaitable[None]]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    """Read access for every registered department, administrator and auditor."""
+    """Role checks and translation; the directory room does the work."""
 
-    def __init__(self, *, catalogue: Callable[[], Catalogue], trust_domain: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: SqlCatalogueStore,
+        catalogue: Callable[[], Catalogue],
+        trust_domain: str,
+        on_change: Callable[[], Awaitable[None]],
+        on_denied: Denied,
+        today: Callable[[], _dt.date] = lambda: _dt.datetime.now(_dt.UTC).date(),
+    ) -> None:
+        self._store = store
         self._catalogue = catalogue
         self._trust_domain = trust_domain
+        self._on_change = on_change
+        self._on_denied = on_denied
+        self._today = today
+
+    # --- departments ---------------------------------------------------------------
 
     async def ListDepartments(
-        self,
-        request: directory_pb2.ListDepartmentsRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> directory_pb2.ListDepartmentsResponse:
-        catalogue = await self._authorize(context)
-        items = sorted(catalogue.departments.values(), key=lambda d: d.uscc)
-        page, token = await _page(
-            context, "departments", items, request.page_size, request.page_token
-        )
-        return directory_pb2.ListDepartmentsResponse(
-            departments=[_department(d) for d in page], next_page_token=token
-        )
+        self, request: pb.ListDepartmentsRequest, context: Context
+    ) -> pb.ListDepartmentsResponse:
+        async def body(_: Principal) -> pb.ListDepartmentsResponse:
+            page = await self._store.list_departments(
+                **_list_args(request), show_deleted=request.show_deleted
+            )
+            return pb.ListDepartmentsResponse(
+                departments=[codec.department_to_pb(d) for d in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body)
 
     async def GetDepartment(
-        self,
-        request: directory_pb2.GetDepartmentRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> directory_pb2.Department:
-        catalogue = await self._authorize(context)
-        found = catalogue.departments.get(_name_id(request.name, "departments/"))
-        if found is None:
-            await _abort(context, GovshareError(Reason.RESOURCE_NOT_FOUND, "no such department"))
-        assert found is not None
-        return _department(found)
+        self, request: pb.GetDepartmentRequest, context: Context
+    ) -> pb.Department:
+        async def body(_: Principal) -> pb.Department:
+            uscc = codec.name_id(request.name, "departments")
+            return codec.department_to_pb(await self._store.get_department(uscc))
+
+        return await self._read(context, body)
+
+    async def CreateDepartment(
+        self, request: pb.CreateDepartmentRequest, context: Context
+    ) -> pb.Department:
+        async def body(caller: Principal) -> pb.Department:
+            created = await self._store.create_department(
+                codec.department_from_pb(request.department),
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.department_to_pb(created)
+
+        return await self._write(context, "CreateDepartment", _ADMIN, request.request_id, body)
+
+    async def UpdateDepartment(
+        self, request: pb.UpdateDepartmentRequest, context: Context
+    ) -> pb.Department:
+        async def body(caller: Principal) -> pb.Department:
+            updated = await self._store.update_department(
+                codec.department_from_pb(request.department),
+                update_mask=codec.mask_paths(request.update_mask.paths),
+                etag=request.department.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.department_to_pb(updated)
+
+        return await self._write(context, "UpdateDepartment", _ADMIN, request.request_id, body)
+
+    async def DeleteDepartment(
+        self, request: pb.DeleteDepartmentRequest, context: Context
+    ) -> pb.Department:
+        async def body(caller: Principal) -> pb.Department:
+            deleted = await self._store.delete_department(
+                codec.name_id(request.name, "departments"),
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.department_to_pb(deleted)
+
+        return await self._write(context, "DeleteDepartment", _ADMIN, request.request_id, body)
+
+    # --- resources -----------------------------------------------------------------
 
     async def ListResources(
-        self,
-        request: directory_pb2.ListResourcesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> directory_pb2.ListResourcesResponse:
-        catalogue = await self._authorize(context)
-        items = sorted(catalogue.resources.values(), key=lambda r: r.code)
-        page, token = await _page(
-            context, "resources", items, request.page_size, request.page_token
-        )
-        return directory_pb2.ListResourcesResponse(
-            resources=[_resource(r) for r in page], next_page_token=token
-        )
+        self, request: pb.ListResourcesRequest, context: Context
+    ) -> pb.ListResourcesResponse:
+        async def body(_: Principal) -> pb.ListResourcesResponse:
+            page = await self._store.list_resources(
+                **_list_args(request), show_deleted=request.show_deleted
+            )
+            return pb.ListResourcesResponse(
+                resources=[codec.resource_to_pb(r) for r in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
 
-    async def GetResource(
-        self, request: directory_pb2.GetResourceRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> directory_pb2.Resource:
-        catalogue = await self._authorize(context)
-        found = catalogue.resources.get(_name_id(request.name, "resources/"))
-        if found is None:
-            await _abort(context, GovshareError(Reason.RESOURCE_NOT_FOUND, "no such resource"))
-        assert found is not None
-        return _resource(found)
+        return await self._read(context, body)
+
+    async def GetResource(self, request: pb.GetResourceRequest, context: Context) -> pb.Resource:
+        async def body(_: Principal) -> pb.Resource:
+            return codec.resource_to_pb(
+                await self._store.get_resource(codec.name_id(request.name, "resources"))
+            )
+
+        return await self._read(context, body)
+
+    async def CreateResource(
+        self, request: pb.CreateResourceRequest, context: Context
+    ) -> pb.Resource:
+        async def body(caller: Principal) -> pb.Resource:
+            created = await self._store.create_resource(
+                codec.resource_from_pb(request.resource),
+                classification_code=request.classification_code,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.resource_to_pb(created)
+
+        return await self._write(context, "CreateResource", _ADMIN, request.request_id, body)
+
+    async def UpdateResource(
+        self, request: pb.UpdateResourceRequest, context: Context
+    ) -> pb.Resource:
+        async def body(caller: Principal) -> pb.Resource:
+            updated = await self._store.update_resource(
+                codec.resource_from_pb(request.resource),
+                update_mask=codec.mask_paths(request.update_mask.paths),
+                etag=request.resource.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.resource_to_pb(updated)
+
+        return await self._write(context, "UpdateResource", _ADMIN, request.request_id, body)
+
+    async def PublishResource(
+        self, request: pb.PublishResourceRequest, context: Context
+    ) -> pb.Resource:
+        async def body(caller: Principal) -> pb.Resource:
+            published = await self._store.publish_resource(
+                codec.name_id(request.name, "resources"),
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.resource_to_pb(published)
+
+        return await self._write(context, "PublishResource", _ADMIN, request.request_id, body)
+
+    async def RetireResource(
+        self, request: pb.RetireResourceRequest, context: Context
+    ) -> pb.Resource:
+        async def body(caller: Principal) -> pb.Resource:
+            retired = await self._store.retire_resource(
+                codec.name_id(request.name, "resources"),
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.resource_to_pb(retired)
+
+        return await self._write(context, "RetireResource", _ADMIN, request.request_id, body)
+
+    async def DeleteResource(
+        self, request: pb.DeleteResourceRequest, context: Context
+    ) -> pb.Resource:
+        async def body(caller: Principal) -> pb.Resource:
+            deleted = await self._store.delete_resource(
+                codec.name_id(request.name, "resources"),
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.resource_to_pb(deleted)
+
+        return await self._write(context, "DeleteResource", _ADMIN, request.request_id, body)
+
+    # --- certificate types ---------------------------------------------------------
 
     async def ListCertificateTypes(
-        self,
-        request: directory_pb2.ListCertificateTypesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> directory_pb2.ListCertificateTypesResponse:
-        catalogue = await self._authorize(context)
-        items = sorted(catalogue.certificate_types.values(), key=lambda c: c.type_code)
-        page, token = await _page(
-            context, "certificateTypes", items, request.page_size, request.page_token
-        )
-        return directory_pb2.ListCertificateTypesResponse(
-            certificate_types=[_certificate_type(c, catalogue) for c in page], next_page_token=token
-        )
+        self, request: pb.ListCertificateTypesRequest, context: Context
+    ) -> pb.ListCertificateTypesResponse:
+        async def body(_: Principal) -> pb.ListCertificateTypesResponse:
+            page = await self._store.list_certificate_types(
+                **_list_args(request), show_deleted=request.show_deleted
+            )
+            catalogue = self._catalogue()
+            return pb.ListCertificateTypesResponse(
+                certificate_types=[codec.certificate_type_to_pb(c, catalogue) for c in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body)
 
     async def GetCertificateType(
-        self,
-        request: directory_pb2.GetCertificateTypeRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> directory_pb2.CertificateType:
-        catalogue = await self._authorize(context)
-        found = catalogue.certificate_type(_name_id(request.name, "certificateTypes/"))
-        if found is None:
-            await _abort(
-                context, GovshareError(Reason.RESOURCE_NOT_FOUND, "no such certificate type")
+        self, request: pb.GetCertificateTypeRequest, context: Context
+    ) -> pb.CertificateType:
+        async def body(_: Principal) -> pb.CertificateType:
+            found = await self._store.get_certificate_type(
+                codec.name_id(request.name, "certificateTypes")
             )
-        assert found is not None
-        return _certificate_type(found, catalogue)
+            return codec.certificate_type_to_pb(found, self._catalogue())
 
-    async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any]) -> Catalogue:
-        catalogue = self._catalogue()
-        try:
-            caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
-            if caller.role is Role.DEPARTMENT:
-                department = catalogue.departments.get(caller.name)
-                if department is None:
-                    raise GovshareError(
-                        Reason.CALLER_UNKNOWN, "the calling department is not registered"
-                    )
-                if department.state is DepartmentState.SUSPENDED:
-                    raise GovshareError(
-                        Reason.CALLER_SUSPENDED, "the calling department is suspended"
-                    )
-        except GovshareError as error:
-            await _abort(context, error)
-        return catalogue
+        return await self._read(context, body)
 
+    async def CreateCertificateType(
+        self, request: pb.CreateCertificateTypeRequest, context: Context
+    ) -> pb.CertificateType:
+        async def body(caller: Principal) -> pb.CertificateType:
+            created = await self._store.create_certificate_type(
+                codec.certificate_type_from_pb(request.certificate_type),
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.certificate_type_to_pb(created, self._catalogue())
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: GovshareError) -> None:
-    status = to_grpc_status(error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+        return await self._write(context, "CreateCertificateType", _ADMIN, request.request_id, body)
 
+    async def UpdateCertificateType(
+        self, request: pb.UpdateCertificateTypeRequest, context: Context
+    ) -> pb.CertificateType:
+        async def body(caller: Principal) -> pb.CertificateType:
+            updated = await self._store.update_certificate_type(
+                codec.certificate_type_from_pb(request.certificate_type),
+                update_mask=codec.mask_paths(request.update_mask.paths),
+                etag=request.certificate_type.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.certificate_type_to_pb(updated, self._catalogue())
 
-def _name_id(name: str, prefix: str) -> str:
-    return name[len(prefix) :] if name.startswith(prefix) else name
+        return await self._write(context, "UpdateCertificateType", _ADMIN, request.request_id, body)
 
+    async def DeleteCertificateType(
+        self, request: pb.DeleteCertificateTypeRequest, context: Context
+    ) -> pb.CertificateType:
+        async def body(caller: Principal) -> pb.CertificateType:
+            found = await self._store.get_certificate_type(
+                codec.name_id(request.name, "certificateTypes")
+            )
+            deleted = await self._store.delete_certificate_type(
+                found.key, etag=request.etag, actor=caller.label, request_id=request.request_id
+            )
+            return codec.certificate_type_to_pb(deleted, self._catalogue())
 
-async def _page(
-    context: grpc.aio.ServicerContext[Any, Any],
-    collection: str,
-    items: Sequence[_T],
-    page_size: int,
-    page_token: str,
-) -> tuple[Sequence[_T], str]:
-    if page_size < 0:
-        await _abort(
-            context, GovshareError(Reason.REQUEST_INVALID, "page_size must not be negative")
+        return await self._write(context, "DeleteCertificateType", _ADMIN, request.request_id, body)
+
+    # --- matters -------------------------------------------------------------------
+
+    async def ListMatters(
+        self, request: pb.ListMattersRequest, context: Context
+    ) -> pb.ListMattersResponse:
+        async def body(_: Principal) -> pb.ListMattersResponse:
+            page = await self._store.list_matters(
+                **_list_args(request), show_deleted=request.show_deleted
+            )
+            return pb.ListMattersResponse(
+                matters=[codec.matter_to_pb(m) for m in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body)
+
+    async def GetMatter(self, request: pb.GetMatterRequest, context: Context) -> pb.Matter:
+        async def body(_: Principal) -> pb.Matter:
+            return codec.matter_to_pb(
+                await self._store.get_matter(codec.name_id(request.name, "matters"))
+            )
+
+        return await self._read(context, body)
+
+    async def CreateMatter(self, request: pb.CreateMatterRequest, context: Context) -> pb.Matter:
+        async def body(caller: Principal) -> pb.Matter:
+            created = await self._store.create_matter(
+                codec.matter_from_pb(request.matter),
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.matter_to_pb(created)
+
+        return await self._write(context, "CreateMatter", _ADMIN, request.request_id, body)
+
+    async def UpdateMatter(self, request: pb.UpdateMatterRequest, context: Context) -> pb.Matter:
+        async def body(caller: Principal) -> pb.Matter:
+            updated = await self._store.update_matter(
+                codec.matter_from_pb(request.matter),
+                update_mask=codec.matter_mask(request.update_mask.paths),
+                etag=request.matter.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.matter_to_pb(updated)
+
+        return await self._write(context, "UpdateMatter", _ADMIN, request.request_id, body)
+
+    async def DeleteMatter(self, request: pb.DeleteMatterRequest, context: Context) -> pb.Matter:
+        async def body(caller: Principal) -> pb.Matter:
+            deleted = await self._store.delete_matter(
+                codec.name_id(request.name, "matters"),
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.matter_to_pb(deleted)
+
+        return await self._write(context, "DeleteMatter", _ADMIN, request.request_id, body)
+
+    # --- sharing applications ------------------------------------------------------
+
+    async def CreateSharingApplication(
+        self, request: pb.CreateSharingApplicationRequest, context: Context
+    ) -> pb.SharingApplication:
+        async def body(caller: Principal) -> pb.SharingApplication:
+            stated = codec.name_id(request.sharing_application.consumer, "departments")
+            if stated and stated != caller.name:
+                raise GovshareError(
+                    Reason.ROLE_REQUIRED, "a department applies only for itself", consumer=stated
+                )
+            created = await self._store.create_application(
+                codec.application_request_from_pb(request.sharing_application, caller.name),
+                application_id=request.sharing_application_id,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.application_to_pb(created, self._today())
+
+        return await self._write(
+            context, "CreateSharingApplication", _APPLY, request.request_id, body
         )
-    size = min(page_size or _DEFAULT_PAGE_SIZE, _MAX_PAGE_SIZE)
-    offset = 0
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["c"] != collection:
-                raise ValueError("token for another collection")
-            offset = int(decoded["o"])
-        except (ValueError, KeyError, TypeError):
-            await _abort(context, GovshareError(Reason.REQUEST_INVALID, "page_token is not valid"))
-    page = items[offset : offset + size]
-    end = offset + len(page)
-    token = ""
-    if end < len(items):
-        token = base64.urlsafe_b64encode(json.dumps({"c": collection, "o": end}).encode()).decode()
-    return page, token
 
+    async def GetSharingApplication(
+        self, request: pb.GetSharingApplicationRequest, context: Context
+    ) -> pb.SharingApplication:
+        async def body(caller: Principal) -> pb.SharingApplication:
+            found = await self._application_for(caller, request.name, allow_consumer=True)
+            return codec.application_to_pb(found, self._today())
 
-def _department(d: Department) -> directory_pb2.Department:
-    return directory_pb2.Department(
-        name=f"departments/{d.uscc}",
-        uscc=d.uscc,
-        display_name=d.display_name,
-        region_code=d.region_code,
-        state=_DEPARTMENT_STATES[d.state],
-    )
+        return await self._read(context, body)
 
-
-def _resource(r: Resource) -> directory_pb2.Resource:
-    return directory_pb2.Resource(
-        name=f"resources/{r.code}",
-        code=r.code,
-        display_name=r.display_name,
-        provider=f"departments/{r.provider}",
-        summary=r.summary,
-        format=r.format,
-        data_items=[
-            directory_pb2.DataItem(
-                name=i.name, label=i.label, data_type=i.data_type, personal=i.personal
+    async def ListSharingApplications(
+        self, request: pb.ListSharingApplicationsRequest, context: Context
+    ) -> pb.ListSharingApplicationsResponse:
+        async def body(caller: Principal) -> pb.ListSharingApplicationsResponse:
+            own = f'consumer = "{caller.name}" OR provider = "{caller.name}"'
+            page = await self._store.list_applications(
+                **_list_args(request, _restrict(caller, request.filter, own))
             )
-            for i in r.data_items
-        ],
-        sharing_type=_SHARING_TYPES[r.sharing_type],
-        sharing_condition=r.sharing_condition,
-        legal_basis=r.legal_basis,
-        sharing_method=r.sharing_method,
-        open_to_public=r.open_to_public,
-        update_cycle=r.update_cycle,
-        publish_date=r.publish_date,
-        state=_RESOURCE_STATES[r.state],
-        version=r.version,
-        classification=r.classification,
-    )
+            today = self._today()
+            return pb.ListSharingApplicationsResponse(
+                sharing_applications=[codec.application_to_pb(a, today) for a in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body)
+
+    async def ApproveSharingApplication(
+        self, request: pb.ApproveSharingApplicationRequest, context: Context
+    ) -> pb.SharingApplication:
+        async def body(caller: Principal) -> pb.SharingApplication:
+            found = await self._application_for(caller, request.name, allow_consumer=False)
+            approved = await self._store.approve_application(
+                found.application_id,
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.application_to_pb(approved, self._today())
+
+        return await self._write(
+            context, "ApproveSharingApplication", _DECIDE, request.request_id, body
+        )
+
+    async def RejectSharingApplication(
+        self, request: pb.RejectSharingApplicationRequest, context: Context
+    ) -> pb.SharingApplication:
+        async def body(caller: Principal) -> pb.SharingApplication:
+            found = await self._application_for(caller, request.name, allow_consumer=False)
+            rejected = await self._store.reject_application(
+                found.application_id,
+                reason=request.reason,
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.application_to_pb(rejected, self._today())
+
+        return await self._write(
+            context, "RejectSharingApplication", _DECIDE, request.request_id, body
+        )
+
+    async def RevokeSharingApplication(
+        self, request: pb.RevokeSharingApplicationRequest, context: Context
+    ) -> pb.SharingApplication:
+        async def body(caller: Principal) -> pb.SharingApplication:
+            found = await self._application_for(caller, request.name, allow_consumer=True)
+            revoked = await self._store.revoke_application(
+                found.application_id,
+                reason=request.reason,
+                etag=request.etag,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.application_to_pb(revoked, self._today())
+
+        return await self._write(
+            context, "RevokeSharingApplication", _DECIDE, request.request_id, body
+        )
+
+    # --- grants and events ---------------------------------------------------------
+
+    async def ListGrants(
+        self, request: pb.ListGrantsRequest, context: Context
+    ) -> pb.ListGrantsResponse:
+        async def body(caller: Principal) -> pb.ListGrantsResponse:
+            own = f'consumer = "{caller.name}"'
+            page = await self._store.list_grants(
+                **_list_args(request, _restrict(caller, request.filter, own))
+            )
+            return pb.ListGrantsResponse(
+                grants=[codec.grant_to_pb(g) for g in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body)
+
+    async def GetGrant(self, request: pb.GetGrantRequest, context: Context) -> pb.Grant:
+        async def body(caller: Principal) -> pb.Grant:
+            return codec.grant_to_pb(await self._grant_for(caller, request.name))
+
+        return await self._read(context, body)
+
+    async def RevokeGrant(self, request: pb.RevokeGrantRequest, context: Context) -> pb.Grant:
+        async def body(caller: Principal) -> pb.Grant:
+            found = await self._grant_for(caller, request.name)
+            revoked = await self._store.revoke_grant(
+                found.grant_id,
+                reason=request.reason,
+                actor=caller.label,
+                request_id=request.request_id,
+            )
+            return codec.grant_to_pb(revoked)
+
+        return await self._write(context, "RevokeGrant", _DECIDE, request.request_id, body)
+
+    async def ListDirectoryEvents(
+        self, request: pb.ListDirectoryEventsRequest, context: Context
+    ) -> pb.ListDirectoryEventsResponse:
+        async def body(_: Principal) -> pb.ListDirectoryEventsResponse:
+            page = await self._store.list_events(**_list_args(request))
+            return pb.ListDirectoryEventsResponse(
+                directory_events=[codec.event_to_pb(e) for e in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
+
+        return await self._read(context, body, _OVERSEE)
+
+    # --- the common path -----------------------------------------------------------
+
+    async def _application_for(self, caller: Principal, name: str, *, allow_consumer: bool) -> Any:
+        """The application, if the caller may act on it; strangers learn nothing."""
+        application_id = codec.name_id(name, "sharingApplications")
+        if caller.role is not Role.DEPARTMENT:
+            return await self._store.get_application(application_id)
+        try:
+            found = await self._store.get_application(application_id)
+        except NotFound:
+            found = None
+        parties = (
+            set()
+            if found is None
+            else {found.provider, *([found.consumer] if allow_consumer else [])}
+        )
+        if caller.name not in parties:
+            raise GovshareError(
+                Reason.ROLE_REQUIRED,
+                "only the providing department or an administrator may do this",
+            )
+        return found
+
+    async def _grant_for(self, caller: Principal, name: str) -> Any:
+        grant_id = codec.name_id(name, "grants")
+        if caller.role is not Role.DEPARTMENT:
+            return await self._store.get_grant(grant_id)
+        try:
+            found = await self._store.get_grant(grant_id)
+        except NotFound:
+            found = None
+        resource = None if found is None else self._catalogue().resources.get(found.resource)
+        parties = (
+            set() if found is None else {found.consumer, resource.provider if resource else ""}
+        )
+        if caller.name not in parties:
+            raise GovshareError(
+                Reason.ROLE_REQUIRED, "only the grant's consumer or provider may see it"
+            )
+        return found
+
+    def _caller(self, context: Context, roles: frozenset[Role]) -> Principal:
+        caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+        if caller.role is Role.DEPARTMENT:
+            department = self._catalogue().departments.get(caller.name)
+            if department is None:
+                raise GovshareError(
+                    Reason.CALLER_UNKNOWN, "the calling department is not registered"
+                )
+            if department.state is DepartmentState.SUSPENDED:
+                raise GovshareError(Reason.CALLER_SUSPENDED, "the calling department is suspended")
+        if caller.role not in roles:
+            wanted = " or ".join(sorted(r.value for r in roles))
+            raise GovshareError(
+                Reason.ROLE_REQUIRED, f"this method needs the role {wanted}", role=wanted
+            )
+        return caller
+
+    async def _read(
+        self,
+        context: Context,
+        body: Callable[[Principal], Awaitable[_T]],
+        roles: frozenset[Role] = _READ,
+    ) -> _T:
+        try:
+            return await body(self._caller(context, roles))
+        except GovshareError as error:
+            await _abort(context, to_grpc_status(error))
+        except DirectoryError as error:
+            await _abort(context, _directory_status(error))
+        raise AssertionError("unreachable: abort raises")
+
+    async def _write(
+        self,
+        context: Context,
+        method: str,
+        roles: frozenset[Role],
+        request_id: str,
+        body: Callable[[Principal], Awaitable[_T]],
+    ) -> _T:
+        caller: Principal | None = None
+        try:
+            caller = self._caller(context, roles)
+            result = await body(caller)
+        except GovshareError as error:
+            await self._on_denied(method, caller, error, request_id)
+            await _abort(context, to_grpc_status(error))
+        except DirectoryError as error:
+            await _abort(context, _directory_status(error))
+        else:
+            await self._on_change()
+            return result
+        raise AssertionError("unreachable: abort raises")
 
 
-def _certificate_type(c: CertificateType, catalogue: Catalogue) -> directory_pb2.CertificateType:
-    resource = catalogue.resources.get(c.resource)
-    return directory_pb2.CertificateType(
-        name=f"certificateTypes/{c.type_code}",
-        type_code=c.type_code,
-        key=c.key,
-        display_name=c.display_name,
-        holder_id_type=c.holder_id_type,
-        issuer=f"departments/{c.issuer}",
-        resource=f"resources/{c.resource}",
-        face_fields=list(resource.data_item_names) if resource is not None else [],
+def _list_args(request: Any, filter_text: str | None = None) -> dict[str, Any]:
+    return {
+        "filter": request.filter if filter_text is None else filter_text,
+        "order_by": request.order_by,
+        "page_size": request.page_size,
+        "page_token": request.page_token,
+    }
+
+
+def _restrict(caller: Principal, user_filter: str, own: str) -> str:
+    """Departments see only their own items: their filter AND the ownership clause."""
+    if caller.role is not Role.DEPARTMENT:
+        return user_filter
+    return f"({user_filter}) AND ({own})" if user_filter.strip() else f"({own})"
+
+
+# The directory room's generic reasons, renamed to the contract's (DESIGN.md).
+_REASON_ALIASES = {"NOT_FOUND": "RESOURCE_NOT_FOUND", "INVALID_ARGUMENT": "REQUEST_INVALID"}
+
+
+def _directory_status(error: DirectoryError) -> grpc.Status:
+    code = next(
+        (code for kind, code in _CODES if isinstance(error, kind)),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
+    violations = error.violations if isinstance(error, InvalidArgument) else []
+    reason = _REASON_ALIASES.get(error.reason, error.reason)
+    return rich_status(code, reason, error.message, error.metadata, violations)
+
+
+async def _abort(context: Context, status: grpc.Status) -> None:
+    await context.abort(status.code, status.details, status.trailing_metadata)

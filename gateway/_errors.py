@@ -25,11 +25,17 @@ Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
     PROVIDER_TIMEOUT       DEADLINE_EXCEEDED    the registry did not answer in time
     AUDIT_UNAVAILABLE      UNAVAILABLE          the access could not be logged durably
     INTERNAL_ERROR         INTERNAL             a defect; the message names the request id
+
+DirectoryService also passes on the directory room's own, more specific reasons
+(directory/_errors.py): ETAG_MISMATCH (ABORTED), ALREADY_EXISTS,
+INVALID_TRANSITION / RESOURCE_STATE_TRANSITION / APPLICATION_STATE (FAILED_PRECONDITION),
+PAGE_TOKEN_INVALID / FILTER_INVALID / UPDATE_MASK_INVALID / REQUEST_ID_REUSED
+(INVALID_ARGUMENT, with a google.rpc.BadRequest naming the fields).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 import grpc
@@ -43,6 +49,7 @@ __all__ = [
     "Reason",
     "error_info_of",
     "grpc_code_of",
+    "rich_status",
     "to_grpc_status",
 ]
 
@@ -114,13 +121,32 @@ class GovshareError(Exception):
 
 def to_grpc_status(error: GovshareError) -> grpc.Status:
     """The rich status (google.rpc.Status + ErrorInfo) for `error`."""
-    code = _CODES[error.reason]
+    return rich_status(_CODES[error.reason], error.reason.value, error.message, error.metadata)
+
+
+def rich_status(
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    metadata: Mapping[str, str] | None = None,
+    violations: Sequence[tuple[str, str]] = (),
+) -> grpc.Status:
+    """A google.rpc.Status with one ErrorInfo and, for bad fields, a BadRequest."""
     info = error_details_pb2.ErrorInfo(
-        reason=error.reason.value, domain=ERROR_DOMAIN, metadata=dict(error.metadata)
+        reason=reason, domain=ERROR_DOMAIN, metadata=dict(metadata or {})
     )
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    details = [any_pb2.Any()]
+    details[0].Pack(info)
+    if violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                for f, d in violations
+            ]
+        )
+        details.append(any_pb2.Any())
+        details[1].Pack(bad_request)
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
     return rpc_status.to_status(status)
 
 

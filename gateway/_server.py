@@ -30,6 +30,7 @@ from ._auditquery import AuditReader, LogProofs
 from ._checkpoint import load_or_create_note_signer
 from ._config import GatewayConfig
 from ._directory_service import DirectoryServicer
+from ._directory_sync import DirectorySync
 from ._evidence import EvidenceSigner, load_or_create_signer
 from ._exchange import ExchangeServicer
 from ._holder import HolderIdProtector
@@ -57,6 +58,7 @@ class Gateway:
         self._access_log: SqliteAccessLog | None = None
         self._audit_reader: AuditReader | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._sync: DirectorySync | None = None
         self._router: AdapterRouter | None = None
         self._catalogue: Catalogue | None = None
         self.signer: EvidenceSigner | None = None
@@ -118,8 +120,22 @@ class Gateway:
             ),
             server,
         )
+        self._sync = DirectorySync(
+            store=self._store,
+            access_log=self._access_log,
+            reader=self._audit_reader,
+            publish=self._set_catalogue,
+            poll_seconds=config.directory_poll_seconds,
+        )
+        await self._sync.start()
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(
-            DirectoryServicer(catalogue=lambda: self.catalogue, trust_domain=config.trust_domain),
+            DirectoryServicer(
+                store=self._store,
+                catalogue=lambda: self.catalogue,
+                trust_domain=config.trust_domain,
+                on_change=self._sync.refresh,
+                on_denied=self._sync.record_denial,
+            ),
             server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
@@ -152,6 +168,15 @@ class Gateway:
             )
         _log.info("gateway listening on %s (mTLS)", self.address)
 
+    def _set_catalogue(self, catalogue: Catalogue) -> None:
+        # One reference swap: a request in flight keeps the snapshot it started with.
+        self._catalogue = catalogue
+
+    @property
+    def store(self) -> SqlCatalogueStore:
+        assert self._store is not None, "gateway not started"
+        return self._store
+
     @property
     def access_log(self) -> SqliteAccessLog:
         assert self._access_log is not None, "gateway not started"
@@ -178,6 +203,9 @@ class Gateway:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self._sync is not None:
+            await self._sync.stop()
+            self._sync = None
         if self._audit_reader is not None:
             await self._audit_reader.close()
             self._audit_reader = None

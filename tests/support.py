@@ -50,10 +50,23 @@ class RunningGateway:
         return exchange_pb2_grpc.ExchangeServiceStub(channel)
 
     def audit_rows(self) -> list[sqlite3.Row]:
-        """Committed access records, read straight from the log's SQLite file."""
+        """Committed access decisions (directory change events left out), from the log file."""
         with sqlite3.connect(self.audit_db) as conn:
             conn.row_factory = sqlite3.Row
-            return list(conn.execute("SELECT * FROM access_log ORDER BY idx"))
+            return list(
+                conn.execute(
+                    "SELECT * FROM access_log WHERE method IS NOT 'DirectoryEvent' ORDER BY idx"
+                )
+            )
+
+    def audit_entry(self, index: int) -> sqlite3.Row:
+        """The log entry at `index`, whatever its kind."""
+        with sqlite3.connect(self.audit_db) as conn:
+            conn.row_factory = sqlite3.Row
+            row: sqlite3.Row = conn.execute(
+                "SELECT * FROM access_log WHERE idx = ?", (index,)
+            ).fetchone()
+            return row
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:

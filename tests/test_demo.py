@@ -82,4 +82,5 @@ class TestDemo:
             check=False,
         )
         assert audit.returncode == 0, audit.stdout
-        assert "ok: 5 entries, 1 signed checkpoints verified" in audit.stdout
+        # 5 exchange calls and the directory event of the first seeding.
+        assert "ok: 6 entries, 1 signed checkpoints verified" in audit.stdout

@@ -79,4 +79,4 @@ class TestReadErrors:
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         assert error_info(missing.value).reason == "RESOURCE_NOT_FOUND"
         assert forged.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert error_info(forged.value).reason == "REQUEST_INVALID"
+        assert error_info(forged.value).reason == "PAGE_TOKEN_INVALID"

@@ -98,7 +98,7 @@ class TestAllowedExchange:
             )
         assert set(evidence.fields) == {"marital_status", "spouse_name"}
         assert evidence.fields["marital_status"] == "已婚"
-        row = gateway.audit_rows()[evidence.log_index]
+        row = gateway.audit_entry(evidence.log_index)
         record = json.loads(row["leaf"])
         assert record["outcome"] == "ALLOWED"
         assert record["fields_returned"] == ["marital_status", "spouse_name"]

@@ -25,45 +25,45 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgovshare/audit/v1/audit.proto\x12\x11govshare.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n\x0c\x41\x63\x63\x65ssRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rresource_code\x18\x05 \x01(\t\x12\x13\n\x0bmatter_code\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12+\n\x07outcome\x18\x08 \x01(\x0e\x32\x1a.govshare.audit.v1.Outcome\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x17\n\x0f\x66ields_returned\x18\n \x03(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x12\n\nlatency_us\x18\x0c \x01(\x03\x12\x16\n\x0eholder_id_hash\x18\r \x01(\t\x12\x18\n\x10holder_id_masked\x18\x0e \x01(\t\x12\x17\n\x0f\x65vidence_digest\x18\x0f \x01(\t\x12\x0e\n\x06method\x18\x10 \x01(\t\x12\x0c\n\x04leaf\x18\x11 \x01(\x0c\"\xc7\x02\n\x18ListAccessRecordsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rresource_code\x18\x05 \x01(\t\x12\x16\n\x0eholder_id_type\x18\x06 \x01(\t\x12\x11\n\tholder_id\x18\x07 \x01(\t\x12\x13\n\x0bmatter_code\x18\x08 \x01(\t\x12+\n\x07outcome\x18\t \x01(\x0e\x32\x1a.govshare.audit.v1.Outcome\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x19ListAccessRecordsResponse\x12\x37\n\x0e\x61\x63\x63\x65ss_records\x18\x01 \x03(\x0b\x32\x1f.govshare.audit.v1.AccessRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"m\n\nCheckpoint\x12\x13\n\x0bsigned_note\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x14\n\x0cverifier_key\x18\x05 \x01(\t\"\\\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x03H\x00\x12\x13\n\tleaf_hash\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x42\x07\n\x05\x65ntry\"c\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\x12\x0c\n\x04leaf\x18\x05 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\"F\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"D\n\x1a\x45xportAccessRecordsRequest\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\tend_index\x18\x02 \x01(\x03\"K\n\x1b\x45xportAccessRecordsResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.govshare.audit.v1.LogEntry\"\'\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"t\n\x14GetUsageStatsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\nUsageCount\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xec\x02\n\x15GetUsageStatsResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x32\n\x0b\x62y_consumer\x18\x02 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x32\n\x0b\x62y_provider\x18\x03 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x32\n\x0b\x62y_resource\x18\x04 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x31\n\nby_outcome\x18\x05 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12-\n\x06\x62y_day\x18\x06 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x16\n\x0elatency_p50_ms\x18\x07 \x01(\x01\x12\x16\n\x0elatency_p90_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01*K\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n\x0eOUTCOME_DENIED\x10\x02\x32\x83\x05\n\x0c\x41uditService\x12n\n\x11ListAccessRecords\x12+.govshare.audit.v1.ListAccessRecordsRequest\x1a,.govshare.audit.v1.ListAccessRecordsResponse\x12W\n\rGetCheckpoint\x12\'.govshare.audit.v1.GetCheckpointRequest\x1a\x1d.govshare.audit.v1.Checkpoint\x12\x63\n\x11GetInclusionProof\x12+.govshare.audit.v1.GetInclusionProofRequest\x1a!.govshare.audit.v1.InclusionProof\x12i\n\x13GetConsistencyProof\x12-.govshare.audit.v1.GetConsistencyProofRequest\x1a#.govshare.audit.v1.ConsistencyProof\x12v\n\x13\x45xportAccessRecords\x12-.govshare.audit.v1.ExportAccessRecordsRequest\x1a..govshare.audit.v1.ExportAccessRecordsResponse0\x01\x12\x62\n\rGetUsageStats\x12\'.govshare.audit.v1.GetUsageStatsRequest\x1a(.govshare.audit.v1.GetUsageStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgovshare/audit/v1/audit.proto\x12\x11govshare.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n\x0c\x41\x63\x63\x65ssRecord\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rresource_code\x18\x05 \x01(\t\x12\x13\n\x0bmatter_code\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12+\n\x07outcome\x18\x08 \x01(\x0e\x32\x1a.govshare.audit.v1.Outcome\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x17\n\x0f\x66ields_returned\x18\n \x03(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x12\n\nlatency_us\x18\x0c \x01(\x03\x12\x16\n\x0eholder_id_hash\x18\r \x01(\t\x12\x18\n\x10holder_id_masked\x18\x0e \x01(\t\x12\x17\n\x0f\x65vidence_digest\x18\x0f \x01(\t\x12\x0e\n\x06method\x18\x10 \x01(\t\x12\x0c\n\x04leaf\x18\x11 \x01(\x0c\"\xe9\x02\n\x18ListAccessRecordsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x15\n\rresource_code\x18\x05 \x01(\t\x12\x16\n\x0eholder_id_type\x18\x06 \x01(\t\x12\x11\n\tholder_id\x18\x07 \x01(\t\x12\x13\n\x0bmatter_code\x18\x08 \x01(\t\x12+\n\x07outcome\x18\t \x01(\x0e\x32\x1a.govshare.audit.v1.Outcome\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18include_directory_events\x18\x0c \x01(\x08\"m\n\x19ListAccessRecordsResponse\x12\x37\n\x0e\x61\x63\x63\x65ss_records\x18\x01 \x03(\x0b\x32\x1f.govshare.audit.v1.AccessRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"m\n\nCheckpoint\x12\x13\n\x0bsigned_note\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x14\n\x0cverifier_key\x18\x05 \x01(\t\"\\\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x03H\x00\x12\x13\n\tleaf_hash\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x42\x07\n\x05\x65ntry\"c\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\x12\x0c\n\x04leaf\x18\x05 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\"F\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"D\n\x1a\x45xportAccessRecordsRequest\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\tend_index\x18\x02 \x01(\x03\"K\n\x1b\x45xportAccessRecordsResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.govshare.audit.v1.LogEntry\"\'\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"t\n\x14GetUsageStatsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\nUsageCount\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xec\x02\n\x15GetUsageStatsResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x32\n\x0b\x62y_consumer\x18\x02 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x32\n\x0b\x62y_provider\x18\x03 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x32\n\x0b\x62y_resource\x18\x04 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x31\n\nby_outcome\x18\x05 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12-\n\x06\x62y_day\x18\x06 \x03(\x0b\x32\x1d.govshare.audit.v1.UsageCount\x12\x16\n\x0elatency_p50_ms\x18\x07 \x01(\x01\x12\x16\n\x0elatency_p90_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01*K\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_ALLOWED\x10\x01\x12\x12\n\x0eOUTCOME_DENIED\x10\x02\x32\x83\x05\n\x0c\x41uditService\x12n\n\x11ListAccessRecords\x12+.govshare.audit.v1.ListAccessRecordsRequest\x1a,.govshare.audit.v1.ListAccessRecordsResponse\x12W\n\rGetCheckpoint\x12\'.govshare.audit.v1.GetCheckpointRequest\x1a\x1d.govshare.audit.v1.Checkpoint\x12\x63\n\x11GetInclusionProof\x12+.govshare.audit.v1.GetInclusionProofRequest\x1a!.govshare.audit.v1.InclusionProof\x12i\n\x13GetConsistencyProof\x12-.govshare.audit.v1.GetConsistencyProofRequest\x1a#.govshare.audit.v1.ConsistencyProof\x12v\n\x13\x45xportAccessRecords\x12-.govshare.audit.v1.ExportAccessRecordsRequest\x1a..govshare.audit.v1.ExportAccessRecordsResponse0\x01\x12\x62\n\rGetUsageStats\x12\'.govshare.audit.v1.GetUsageStatsRequest\x1a(.govshare.audit.v1.GetUsageStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'govshare.audit.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=2128
-  _globals['_OUTCOME']._serialized_end=2203
+  _globals['_OUTCOME']._serialized_start=2162
+  _globals['_OUTCOME']._serialized_end=2237
   _globals['_ACCESSRECORD']._serialized_start=86
   _globals['_ACCESSRECORD']._serialized_end=485
   _globals['_LISTACCESSRECORDSREQUEST']._serialized_start=488
-  _globals['_LISTACCESSRECORDSREQUEST']._serialized_end=815
-  _globals['_LISTACCESSRECORDSRESPONSE']._serialized_start=817
-  _globals['_LISTACCESSRECORDSRESPONSE']._serialized_end=926
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=928
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=967
-  _globals['_CHECKPOINT']._serialized_start=969
-  _globals['_CHECKPOINT']._serialized_end=1078
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1080
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1172
-  _globals['_INCLUSIONPROOF']._serialized_start=1174
-  _globals['_INCLUSIONPROOF']._serialized_end=1273
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1275
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1339
-  _globals['_CONSISTENCYPROOF']._serialized_start=1341
-  _globals['_CONSISTENCYPROOF']._serialized_end=1411
-  _globals['_EXPORTACCESSRECORDSREQUEST']._serialized_start=1413
-  _globals['_EXPORTACCESSRECORDSREQUEST']._serialized_end=1481
-  _globals['_EXPORTACCESSRECORDSRESPONSE']._serialized_start=1483
-  _globals['_EXPORTACCESSRECORDSRESPONSE']._serialized_end=1558
-  _globals['_LOGENTRY']._serialized_start=1560
-  _globals['_LOGENTRY']._serialized_end=1599
-  _globals['_GETUSAGESTATSREQUEST']._serialized_start=1601
-  _globals['_GETUSAGESTATSREQUEST']._serialized_end=1717
-  _globals['_USAGECOUNT']._serialized_start=1719
-  _globals['_USAGECOUNT']._serialized_end=1759
-  _globals['_GETUSAGESTATSRESPONSE']._serialized_start=1762
-  _globals['_GETUSAGESTATSRESPONSE']._serialized_end=2126
-  _globals['_AUDITSERVICE']._serialized_start=2206
-  _globals['_AUDITSERVICE']._serialized_end=2849
+  _globals['_LISTACCESSRECORDSREQUEST']._serialized_end=849
+  _globals['_LISTACCESSRECORDSRESPONSE']._serialized_start=851
+  _globals['_LISTACCESSRECORDSRESPONSE']._serialized_end=960
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=962
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1001
+  _globals['_CHECKPOINT']._serialized_start=1003
+  _globals['_CHECKPOINT']._serialized_end=1112
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1114
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1206
+  _globals['_INCLUSIONPROOF']._serialized_start=1208
+  _globals['_INCLUSIONPROOF']._serialized_end=1307
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1309
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1373
+  _globals['_CONSISTENCYPROOF']._serialized_start=1375
+  _globals['_CONSISTENCYPROOF']._serialized_end=1445
+  _globals['_EXPORTACCESSRECORDSREQUEST']._serialized_start=1447
+  _globals['_EXPORTACCESSRECORDSREQUEST']._serialized_end=1515
+  _globals['_EXPORTACCESSRECORDSRESPONSE']._serialized_start=1517
+  _globals['_EXPORTACCESSRECORDSRESPONSE']._serialized_end=1592
+  _globals['_LOGENTRY']._serialized_start=1594
+  _globals['_LOGENTRY']._serialized_end=1633
+  _globals['_GETUSAGESTATSREQUEST']._serialized_start=1635
+  _globals['_GETUSAGESTATSREQUEST']._serialized_end=1751
+  _globals['_USAGECOUNT']._serialized_start=1753
+  _globals['_USAGECOUNT']._serialized_end=1793
+  _globals['_GETUSAGESTATSRESPONSE']._serialized_start=1796
+  _globals['_GETUSAGESTATSRESPONSE']._serialized_end=2160
+  _globals['_AUDITSERVICE']._serialized_start=2240
+  _globals['_AUDITSERVICE']._serialized_end=2883
 # @@protoc_insertion_point(module_scope)

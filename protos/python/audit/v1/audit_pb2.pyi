@@ -153,6 +153,7 @@ class ListAccessRecordsRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    INCLUDE_DIRECTORY_EVENTS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of records (default 100, at most 1000)."""
     page_token: _builtins.str
@@ -171,6 +172,8 @@ class ListAccessRecordsRequest(_message.Message):
     """Matter code."""
     outcome: Global___Outcome.ValueType
     """Outcome."""
+    include_directory_events: _builtins.bool
+    """Also list directory change events (method `DirectoryEvent`), which share the log."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Records at or after this time."""
@@ -193,10 +196,11 @@ class ListAccessRecordsRequest(_message.Message):
         outcome: Global___Outcome.ValueType = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        include_directory_events: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "end_time", b"end_time", "holder_id", b"holder_id", "holder_id_type", b"holder_id_type", "matter_code", b"matter_code", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "resource_code", b"resource_code", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "end_time", b"end_time", "holder_id", b"holder_id", "holder_id_type", b"holder_id_type", "include_directory_events", b"include_directory_events", "matter_code", b"matter_code", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "resource_code", b"resource_code", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -100,6 +101,98 @@ RESOURCE_STATE_RETIRED: ResourceState.ValueType  # 3
 """Retired; not shareable."""
 Global___ResourceState: _TypeAlias = ResourceState  # noqa: Y015
 
+class _MaterialSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MaterialSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MaterialSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATERIAL_SOURCE_UNSPECIFIED: _MaterialSource.ValueType  # 0
+    """Not set."""
+    MATERIAL_SOURCE_CERTIFICATE_TYPE: _MaterialSource.ValueType  # 1
+    """Obtained by sharing a certificate of a type."""
+    MATERIAL_SOURCE_RESOURCE: _MaterialSource.ValueType  # 2
+    """Obtained by querying a catalogue resource."""
+    MATERIAL_SOURCE_APPLICANT_SUBMITS: _MaterialSource.ValueType  # 3
+    """The applicant submits it (nothing shareable holds it)."""
+
+class MaterialSource(_MaterialSource, metaclass=_MaterialSourceEnumTypeWrapper):
+    """Where a required material comes from."""
+
+MATERIAL_SOURCE_UNSPECIFIED: MaterialSource.ValueType  # 0
+"""Not set."""
+MATERIAL_SOURCE_CERTIFICATE_TYPE: MaterialSource.ValueType  # 1
+"""Obtained by sharing a certificate of a type."""
+MATERIAL_SOURCE_RESOURCE: MaterialSource.ValueType  # 2
+"""Obtained by querying a catalogue resource."""
+MATERIAL_SOURCE_APPLICANT_SUBMITS: MaterialSource.ValueType  # 3
+"""The applicant submits it (nothing shareable holds it)."""
+Global___MaterialSource: _TypeAlias = MaterialSource  # noqa: Y015
+
+class _ApplicationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApplicationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApplicationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPLICATION_STATE_UNSPECIFIED: _ApplicationState.ValueType  # 0
+    """Not set."""
+    APPLICATION_STATE_APPLIED: _ApplicationState.ValueType  # 1
+    """Waiting for the provider's decision."""
+    APPLICATION_STATE_APPROVED: _ApplicationState.ValueType  # 2
+    """Approved; a grant exists."""
+    APPLICATION_STATE_REJECTED: _ApplicationState.ValueType  # 3
+    """Rejected, with a reason."""
+    APPLICATION_STATE_REVOKED: _ApplicationState.ValueType  # 4
+    """Approved, then revoked."""
+    APPLICATION_STATE_EXPIRED: _ApplicationState.ValueType  # 5
+    """Approved, and its validity ended."""
+
+class ApplicationState(_ApplicationState, metaclass=_ApplicationStateEnumTypeWrapper):
+    """State of a sharing application."""
+
+APPLICATION_STATE_UNSPECIFIED: ApplicationState.ValueType  # 0
+"""Not set."""
+APPLICATION_STATE_APPLIED: ApplicationState.ValueType  # 1
+"""Waiting for the provider's decision."""
+APPLICATION_STATE_APPROVED: ApplicationState.ValueType  # 2
+"""Approved; a grant exists."""
+APPLICATION_STATE_REJECTED: ApplicationState.ValueType  # 3
+"""Rejected, with a reason."""
+APPLICATION_STATE_REVOKED: ApplicationState.ValueType  # 4
+"""Approved, then revoked."""
+APPLICATION_STATE_EXPIRED: ApplicationState.ValueType  # 5
+"""Approved, and its validity ended."""
+Global___ApplicationState: _TypeAlias = ApplicationState  # noqa: Y015
+
+class _GrantState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GrantStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GrantState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GRANT_STATE_UNSPECIFIED: _GrantState.ValueType  # 0
+    """Not set."""
+    GRANT_STATE_ACTIVE: _GrantState.ValueType  # 1
+    """Usable within its validity."""
+    GRANT_STATE_REVOKED: _GrantState.ValueType  # 2
+    """Revoked; denies at once."""
+    GRANT_STATE_EXPIRED: _GrantState.ValueType  # 3
+    """Its validity ended."""
+
+class GrantState(_GrantState, metaclass=_GrantStateEnumTypeWrapper):
+    """State of a grant."""
+
+GRANT_STATE_UNSPECIFIED: GrantState.ValueType  # 0
+"""Not set."""
+GRANT_STATE_ACTIVE: GrantState.ValueType  # 1
+"""Usable within its validity."""
+GRANT_STATE_REVOKED: GrantState.ValueType  # 2
+"""Revoked; denies at once."""
+GRANT_STATE_EXPIRED: GrantState.ValueType  # 3
+"""Its validity ended."""
+Global___GrantState: _TypeAlias = GrantState  # noqa: Y015
+
 @_typing.final
 class Department(_message.Message):
     """A government department, identified by its unified social credit code."""
@@ -111,6 +204,9 @@ class Department(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     REGION_CODE_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `departments/{uscc}`."""
     uscc: _builtins.str
@@ -121,6 +217,14 @@ class Department(_message.Message):
     """Administrative division code (6 digits)."""
     state: Global___DepartmentState.ValueType
     """Whether the department may take part in exchange."""
+    version: _builtins.int
+    """Version, incremented on every change."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154); send it back on update and delete."""
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the department was soft-deleted, if it was."""
+
     def __init__(
         self,
         *,
@@ -129,10 +233,13 @@ class Department(_message.Message):
         display_name: _builtins.str = ...,
         region_code: _builtins.str = ...,
         state: Global___DepartmentState.ValueType = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "name", b"name", "region_code", b"region_code", "state", b"state", "uscc", b"uscc"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time", "display_name", b"display_name", "etag", b"etag", "name", b"name", "region_code", b"region_code", "state", b"state", "uscc", b"uscc", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -195,6 +302,8 @@ class Resource(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `resources/{code}`."""
     code: _builtins.str
@@ -227,9 +336,15 @@ class Resource(_message.Message):
     """Version, incremented on every change."""
     classification: _builtins.str
     """Classification (信息资源分类): 基础, 主题 or 部门."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154); send it back on update and delete."""
     @_builtins.property
     def data_items(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataItem]:
         """Data items (信息项)."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the resource was soft-deleted, if it was."""
 
     def __init__(
         self,
@@ -251,10 +366,12 @@ class Resource(_message.Message):
         state: Global___ResourceState.ValueType = ...,
         version: _builtins.int = ...,
         classification: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "code", b"code", "data_items", b"data_items", "display_name", b"display_name", "format", b"format", "legal_basis", b"legal_basis", "name", b"name", "open_to_public", b"open_to_public", "provider", b"provider", "publish_date", b"publish_date", "sharing_condition", b"sharing_condition", "sharing_method", b"sharing_method", "sharing_type", b"sharing_type", "state", b"state", "summary", b"summary", "update_cycle", b"update_cycle", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "code", b"code", "data_items", b"data_items", "delete_time", b"delete_time", "display_name", b"display_name", "etag", b"etag", "format", b"format", "legal_basis", b"legal_basis", "name", b"name", "open_to_public", b"open_to_public", "provider", b"provider", "publish_date", b"publish_date", "sharing_condition", b"sharing_condition", "sharing_method", b"sharing_method", "sharing_type", b"sharing_type", "state", b"state", "summary", b"summary", "update_cycle", b"update_cycle", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,6 +391,9 @@ class CertificateType(_message.Message):
     ISSUER_FIELD_NUMBER: _builtins.int
     RESOURCE_FIELD_NUMBER: _builtins.int
     FACE_FIELDS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `certificateTypes/{type_code}`."""
     type_code: _builtins.str
@@ -288,9 +408,17 @@ class CertificateType(_message.Message):
     """Issuing department, `departments/{uscc}`."""
     resource: _builtins.str
     """The catalogue resource that governs sharing of this certificate."""
+    version: _builtins.int
+    """Version, incremented on every change."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154); send it back on update and delete."""
     @_builtins.property
     def face_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Face fields (照面信息) carried by the certificate."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the certificate type was soft-deleted, if it was."""
 
     def __init__(
         self,
@@ -303,10 +431,13 @@ class CertificateType(_message.Message):
         issuer: _builtins.str = ...,
         resource: _builtins.str = ...,
         face_fields: _abc.Iterable[_builtins.str] | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "face_fields", b"face_fields", "holder_id_type", b"holder_id_type", "issuer", b"issuer", "key", b"key", "name", b"name", "resource", b"resource", "type_code", b"type_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time", "display_name", b"display_name", "etag", b"etag", "face_fields", b"face_fields", "holder_id_type", b"holder_id_type", "issuer", b"issuer", "key", b"key", "name", b"name", "resource", b"resource", "type_code", b"type_code", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -320,19 +451,31 @@ class ListDepartmentsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    SHOW_DELETED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of items to return (default 50, at most 1000)."""
     page_token: _builtins.str
-    """Token from a previous response."""
+    """Token from a previous response; bound to the same filter and order."""
+    filter: _builtins.str
+    """AIP-160 filter, e.g. `state = SUSPENDED`."""
+    order_by: _builtins.str
+    """Fields to order by, e.g. `display_name desc`."""
+    show_deleted: _builtins.bool
+    """Include soft-deleted items."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        show_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "show_deleted", b"show_deleted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,8 +489,11 @@ class ListDepartmentsResponse(_message.Message):
 
     DEPARTMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
     @_builtins.property
     def departments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Department]:
         """The departments."""
@@ -357,10 +503,11 @@ class ListDepartmentsResponse(_message.Message):
         *,
         departments: _abc.Iterable[Global___Department] | None = ...,
         next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["departments", b"departments", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["departments", b"departments", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -396,19 +543,31 @@ class ListResourcesRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    SHOW_DELETED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of items to return (default 50, at most 1000)."""
     page_token: _builtins.str
-    """Token from a previous response."""
+    """Token from a previous response; bound to the same filter and order."""
+    filter: _builtins.str
+    """AIP-160 filter, e.g. `provider = "departments/..." AND sharing_type = CONDITIONAL`."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    show_deleted: _builtins.bool
+    """Include soft-deleted items."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        show_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "show_deleted", b"show_deleted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -422,8 +581,11 @@ class ListResourcesResponse(_message.Message):
 
     RESOURCES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
     @_builtins.property
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]:
         """The resources."""
@@ -433,10 +595,11 @@ class ListResourcesResponse(_message.Message):
         *,
         resources: _abc.Iterable[Global___Resource] | None = ...,
         next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "resources", b"resources", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -472,19 +635,31 @@ class ListCertificateTypesRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    SHOW_DELETED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of items to return (default 50, at most 1000)."""
     page_token: _builtins.str
-    """Token from a previous response."""
+    """Token from a previous response; bound to the same filter and order."""
+    filter: _builtins.str
+    """AIP-160 filter, e.g. `provider = "departments/..." AND sharing_type = CONDITIONAL`."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    show_deleted: _builtins.bool
+    """Include soft-deleted items."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        show_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "show_deleted", b"show_deleted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -498,8 +673,11 @@ class ListCertificateTypesResponse(_message.Message):
 
     CERTIFICATE_TYPES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
     @_builtins.property
     def certificate_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertificateType]:
         """The certificate types."""
@@ -509,10 +687,11 @@ class ListCertificateTypesResponse(_message.Message):
         *,
         certificate_types: _abc.Iterable[Global___CertificateType] | None = ...,
         next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_types", b"certificate_types", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_types", b"certificate_types", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -541,6 +720,936 @@ class GetCertificateTypeRequest(_message.Message):
 Global___GetCertificateTypeRequest: _TypeAlias = GetCertificateTypeRequest  # noqa: Y015
 
 @_typing.final
+class CreateDepartmentRequest(_message.Message):
+    """Request for CreateDepartment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key: a retry with the same id returns the first result."""
+    @_builtins.property
+    def department(self) -> Global___Department:
+        """The department; `uscc` is its id."""
+
+    def __init__(
+        self,
+        *,
+        department: Global___Department | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["department", b"department"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDepartmentRequest: _TypeAlias = CreateDepartmentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDepartmentRequest(_message.Message):
+    """Request for UpdateDepartment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def department(self) -> Global___Department:
+        """The department, with `name` and `etag` set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change; empty means every mutable field."""
+
+    def __init__(
+        self,
+        *,
+        department: Global___Department | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDepartmentRequest: _TypeAlias = UpdateDepartmentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteDepartmentRequest(_message.Message):
+    """Request for DeleteDepartment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`departments/{uscc}`."""
+    etag: _builtins.str
+    """The etag last read; empty deletes unconditionally."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDepartmentRequest: _TypeAlias = DeleteDepartmentRequest  # noqa: Y015
+
+@_typing.final
+class CreateResourceRequest(_message.Message):
+    """Request for CreateResource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_CODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    classification_code: _builtins.str
+    """Classification code (类 1 digit, 项 2, 目 3, 细目 optional) for a generated code."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """The resource; an empty `code` is generated."""
+
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+        classification_code: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification_code", b"classification_code", "request_id", b"request_id", "resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateResourceRequest: _TypeAlias = CreateResourceRequest  # noqa: Y015
+
+@_typing.final
+class UpdateResourceRequest(_message.Message):
+    """Request for UpdateResource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """The resource, with `name` and `etag` set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change; empty means every mutable field."""
+
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "resource", b"resource", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateResourceRequest: _TypeAlias = UpdateResourceRequest  # noqa: Y015
+
+@_typing.final
+class PublishResourceRequest(_message.Message):
+    """Request for PublishResource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`resources/{code}`."""
+    etag: _builtins.str
+    """The etag last read; empty means unconditional."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishResourceRequest: _TypeAlias = PublishResourceRequest  # noqa: Y015
+
+@_typing.final
+class RetireResourceRequest(_message.Message):
+    """Request for RetireResource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`resources/{code}`."""
+    etag: _builtins.str
+    """The etag last read; empty means unconditional."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireResourceRequest: _TypeAlias = RetireResourceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteResourceRequest(_message.Message):
+    """Request for DeleteResource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`resources/{code}`."""
+    etag: _builtins.str
+    """The etag last read; empty deletes unconditionally."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteResourceRequest: _TypeAlias = DeleteResourceRequest  # noqa: Y015
+
+@_typing.final
+class CreateCertificateTypeRequest(_message.Message):
+    """Request for CreateCertificateType."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_TYPE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def certificate_type(self) -> Global___CertificateType:
+        """The certificate type."""
+
+    def __init__(
+        self,
+        *,
+        certificate_type: Global___CertificateType | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_type", b"certificate_type"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_type", b"certificate_type", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCertificateTypeRequest: _TypeAlias = CreateCertificateTypeRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCertificateTypeRequest(_message.Message):
+    """Request for UpdateCertificateType."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_TYPE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def certificate_type(self) -> Global___CertificateType:
+        """The certificate type, with `name` and `etag` set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change; empty means every mutable field."""
+
+    def __init__(
+        self,
+        *,
+        certificate_type: Global___CertificateType | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_type", b"certificate_type", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_type", b"certificate_type", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCertificateTypeRequest: _TypeAlias = UpdateCertificateTypeRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCertificateTypeRequest(_message.Message):
+    """Request for DeleteCertificateType."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`certificateTypes/{type_code}` (the key is accepted too)."""
+    etag: _builtins.str
+    """The etag last read; empty deletes unconditionally."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCertificateTypeRequest: _TypeAlias = DeleteCertificateTypeRequest  # noqa: Y015
+
+@_typing.final
+class Material(_message.Message):
+    """A required material (申请材料) of a matter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_KEY_FIELD_NUMBER: _builtins.int
+    DATA_ITEMS_FIELD_NUMBER: _builtins.int
+    display_name: _builtins.str
+    """Display name, e.g. 卖方身份证明."""
+    source: Global___MaterialSource.ValueType
+    """Where it comes from."""
+    source_key: _builtins.str
+    """Certificate type key or resource code; empty when the applicant submits it."""
+    @_builtins.property
+    def data_items(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Data items the matter needs of the source; empty means all."""
+
+    def __init__(
+        self,
+        *,
+        display_name: _builtins.str = ...,
+        source: Global___MaterialSource.ValueType = ...,
+        source_key: _builtins.str = ...,
+        data_items: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_items", b"data_items", "display_name", b"display_name", "source", b"source", "source_key", b"source_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Material: _TypeAlias = Material  # noqa: Y015
+
+@_typing.final
+class Matter(_message.Message):
+    """A government service matter (政务服务事项)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    MATERIALS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name, `matters/{code}`."""
+    code: _builtins.str
+    """Matter code."""
+    display_name: _builtins.str
+    """Display name, e.g. 不动产转移登记."""
+    version: _builtins.int
+    """Version, incremented on every change."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154)."""
+    @_builtins.property
+    def materials(self) -> _containers.RepeatedCompositeFieldContainer[Global___Material]:
+        """Required materials."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the matter was soft-deleted, if it was."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        code: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        materials: _abc.Iterable[Global___Material] | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "delete_time", b"delete_time", "display_name", b"display_name", "etag", b"etag", "materials", b"materials", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Matter: _TypeAlias = Matter  # noqa: Y015
+
+@_typing.final
+class ListMattersRequest(_message.Message):
+    """Request for ListMatters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    SHOW_DELETED_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of items to return (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """AIP-160 filter."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    show_deleted: _builtins.bool
+    """Include soft-deleted items."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        show_deleted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "show_deleted", b"show_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMattersRequest: _TypeAlias = ListMattersRequest  # noqa: Y015
+
+@_typing.final
+class ListMattersResponse(_message.Message):
+    """Response of ListMatters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
+    @_builtins.property
+    def matters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Matter]:
+        """The matters."""
+
+    def __init__(
+        self,
+        *,
+        matters: _abc.Iterable[Global___Matter] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matters", b"matters", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMattersResponse: _TypeAlias = ListMattersResponse  # noqa: Y015
+
+@_typing.final
+class GetMatterRequest(_message.Message):
+    """Request for GetMatter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`matters/{code}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMatterRequest: _TypeAlias = GetMatterRequest  # noqa: Y015
+
+@_typing.final
+class CreateMatterRequest(_message.Message):
+    """Request for CreateMatter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def matter(self) -> Global___Matter:
+        """The matter."""
+
+    def __init__(
+        self,
+        *,
+        matter: Global___Matter | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["matter", b"matter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matter", b"matter", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateMatterRequest: _TypeAlias = CreateMatterRequest  # noqa: Y015
+
+@_typing.final
+class UpdateMatterRequest(_message.Message):
+    """Request for UpdateMatter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def matter(self) -> Global___Matter:
+        """The matter, with `name` and `etag` set."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change; empty means every mutable field."""
+
+    def __init__(
+        self,
+        *,
+        matter: Global___Matter | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["matter", b"matter", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matter", b"matter", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMatterRequest: _TypeAlias = UpdateMatterRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMatterRequest(_message.Message):
+    """Request for DeleteMatter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`matters/{code}`."""
+    etag: _builtins.str
+    """The etag last read; empty deletes unconditionally."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMatterRequest: _TypeAlias = DeleteMatterRequest  # noqa: Y015
+
+@_typing.final
+class SharingApplication(_message.Message):
+    """A sharing application (共享申请)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CONSUMER_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    DATA_ITEMS_FIELD_NUMBER: _builtins.int
+    MATTER_CODES_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name, `sharingApplications/{id}`."""
+    consumer: _builtins.str
+    """Consumer department, `departments/{uscc}` (the caller, on create)."""
+    provider: _builtins.str
+    """Providing department, `departments/{uscc}` (output only)."""
+    resource: _builtins.str
+    """Resource applied for, `resources/{code}`."""
+    purpose: _builtins.str
+    """Purpose (用途), at most 200 characters."""
+    legal_basis: _builtins.str
+    """Legal basis (依据)."""
+    valid_from: _builtins.str
+    """First day of the requested validity, YYYY-MM-DD."""
+    valid_until: _builtins.str
+    """Last day of the requested validity, YYYY-MM-DD."""
+    state: Global___ApplicationState.ValueType
+    """State (output only)."""
+    due_date: _builtins.str
+    """Decision due date in working days, YYYY-MM-DD (output only)."""
+    overdue: _builtins.bool
+    """Whether it is undecided past its due date (output only; 电子监察)."""
+    decided_by: _builtins.str
+    """Who decided (output only)."""
+    reason: _builtins.str
+    """Reason of a rejection or revocation (output only)."""
+    grant: _builtins.str
+    """The grant created by approval, `grants/{id}` (output only)."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154)."""
+    @_builtins.property
+    def data_items(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Data items applied for."""
+
+    @_builtins.property
+    def matter_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Matter codes the data will be used for."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made (output only)."""
+
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was decided (output only)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        consumer: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        data_items: _abc.Iterable[_builtins.str] | None = ...,
+        matter_codes: _abc.Iterable[_builtins.str] | None = ...,
+        purpose: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        valid_from: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+        state: Global___ApplicationState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        due_date: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        decided_by: _builtins.str = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        grant: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "create_time", b"create_time", "data_items", b"data_items", "decide_time", b"decide_time", "decided_by", b"decided_by", "due_date", b"due_date", "etag", b"etag", "grant", b"grant", "legal_basis", b"legal_basis", "matter_codes", b"matter_codes", "name", b"name", "overdue", b"overdue", "provider", b"provider", "purpose", b"purpose", "reason", b"reason", "resource", b"resource", "state", b"state", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharingApplication: _TypeAlias = SharingApplication  # noqa: Y015
+
+@_typing.final
+class CreateSharingApplicationRequest(_message.Message):
+    """Request for CreateSharingApplication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARING_APPLICATION_FIELD_NUMBER: _builtins.int
+    SHARING_APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    sharing_application_id: _builtins.str
+    """Optional id; generated when empty."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def sharing_application(self) -> Global___SharingApplication:
+        """The application."""
+
+    def __init__(
+        self,
+        *,
+        sharing_application: Global___SharingApplication | None = ...,
+        sharing_application_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sharing_application", b"sharing_application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "sharing_application", b"sharing_application", "sharing_application_id", b"sharing_application_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSharingApplicationRequest: _TypeAlias = CreateSharingApplicationRequest  # noqa: Y015
+
+@_typing.final
+class GetSharingApplicationRequest(_message.Message):
+    """Request for GetSharingApplication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`sharingApplications/{id}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharingApplicationRequest: _TypeAlias = GetSharingApplicationRequest  # noqa: Y015
+
+@_typing.final
+class ListSharingApplicationsRequest(_message.Message):
+    """Request for ListSharingApplications."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of items to return (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """AIP-160 filter, e.g. `state = APPLIED AND overdue = true`."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSharingApplicationsRequest: _TypeAlias = ListSharingApplicationsRequest  # noqa: Y015
+
+@_typing.final
+class ListSharingApplicationsResponse(_message.Message):
+    """Response of ListSharingApplications."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARING_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
+    @_builtins.property
+    def sharing_applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharingApplication]:
+        """The applications."""
+
+    def __init__(
+        self,
+        *,
+        sharing_applications: _abc.Iterable[Global___SharingApplication] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "sharing_applications", b"sharing_applications", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSharingApplicationsResponse: _TypeAlias = ListSharingApplicationsResponse  # noqa: Y015
+
+@_typing.final
+class ApproveSharingApplicationRequest(_message.Message):
+    """Request for ApproveSharingApplication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`sharingApplications/{id}`."""
+    etag: _builtins.str
+    """The etag last read; empty means unconditional."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveSharingApplicationRequest: _TypeAlias = ApproveSharingApplicationRequest  # noqa: Y015
+
+@_typing.final
+class RejectSharingApplicationRequest(_message.Message):
+    """Request for RejectSharingApplication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`sharingApplications/{id}`."""
+    reason: _builtins.str
+    """Why; required."""
+    etag: _builtins.str
+    """The etag last read; empty means unconditional."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectSharingApplicationRequest: _TypeAlias = RejectSharingApplicationRequest  # noqa: Y015
+
+@_typing.final
+class RevokeSharingApplicationRequest(_message.Message):
+    """Request for RevokeSharingApplication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`sharingApplications/{id}`."""
+    reason: _builtins.str
+    """Why."""
+    etag: _builtins.str
+    """The etag last read; empty means unconditional."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSharingApplicationRequest: _TypeAlias = RevokeSharingApplicationRequest  # noqa: Y015
+
+@_typing.final
 class Grant(_message.Message):
     """A grant (授权): a consumer may use data items of a resource for matters."""
 
@@ -553,12 +1662,25 @@ class Grant(_message.Message):
     MATTER_CODES_FIELD_NUMBER: _builtins.int
     VALID_FROM_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SHARING_APPLICATION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `grants/{grant_id}`."""
     consumer: _builtins.str
     """Consumer department, `departments/{uscc}`."""
     resource: _builtins.str
     """Resource, `resources/{code}`."""
+    valid_from: _builtins.str
+    """First day of validity, YYYY-MM-DD."""
+    valid_until: _builtins.str
+    """Last day of validity, YYYY-MM-DD."""
+    state: Global___GrantState.ValueType
+    """State."""
+    sharing_application: _builtins.str
+    """The application it came from, `sharingApplications/{id}`, if any."""
+    etag: _builtins.str
+    """Concurrency token (AIP-154)."""
     @_builtins.property
     def data_items(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Granted data items."""
@@ -566,14 +1688,6 @@ class Grant(_message.Message):
     @_builtins.property
     def matter_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Matter codes (政务服务事项) the grant covers."""
-
-    @_builtins.property
-    def valid_from(self) -> _timestamp_pb2.Timestamp:
-        """First day of validity."""
-
-    @_builtins.property
-    def valid_until(self) -> _timestamp_pb2.Timestamp:
-        """Last moment of validity."""
 
     def __init__(
         self,
@@ -583,13 +1697,252 @@ class Grant(_message.Message):
         resource: _builtins.str = ...,
         data_items: _abc.Iterable[_builtins.str] | None = ...,
         matter_codes: _abc.Iterable[_builtins.str] | None = ...,
-        valid_from: _timestamp_pb2.Timestamp | None = ...,
-        valid_until: _timestamp_pb2.Timestamp | None = ...,
+        valid_from: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+        state: Global___GrantState.ValueType = ...,
+        sharing_application: _builtins.str = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "data_items", b"data_items", "matter_codes", b"matter_codes", "name", b"name", "resource", b"resource", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "data_items", b"data_items", "etag", b"etag", "matter_codes", b"matter_codes", "name", b"name", "resource", b"resource", "sharing_application", b"sharing_application", "state", b"state", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Grant: _TypeAlias = Grant  # noqa: Y015
+
+@_typing.final
+class ListGrantsRequest(_message.Message):
+    """Request for ListGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of items to return (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """AIP-160 filter."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGrantsRequest: _TypeAlias = ListGrantsRequest  # noqa: Y015
+
+@_typing.final
+class ListGrantsResponse(_message.Message):
+    """Response of ListGrants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Grant]:
+        """The grants."""
+
+    def __init__(
+        self,
+        *,
+        grants: _abc.Iterable[Global___Grant] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGrantsResponse: _TypeAlias = ListGrantsResponse  # noqa: Y015
+
+@_typing.final
+class GetGrantRequest(_message.Message):
+    """Request for GetGrant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`grants/{id}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGrantRequest: _TypeAlias = GetGrantRequest  # noqa: Y015
+
+@_typing.final
+class RevokeGrantRequest(_message.Message):
+    """Request for RevokeGrant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`grants/{id}`."""
+    reason: _builtins.str
+    """Why."""
+    request_id: _builtins.str
+    """Idempotency key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGrantRequest: _TypeAlias = RevokeGrantRequest  # noqa: Y015
+
+@_typing.final
+class DirectoryEvent(_message.Message):
+    """One directory change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BEFORE_JSON_FIELD_NUMBER: _builtins.int
+    AFTER_JSON_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Sequence number, from 1."""
+    actor: _builtins.str
+    """Who did it, e.g. `admin/ops` or a department USCC."""
+    action: _builtins.str
+    """What, e.g. `resource.update`."""
+    target: _builtins.str
+    """The item, e.g. `resources/105001/00001`."""
+    request_id: _builtins.str
+    """The request id of the change."""
+    before_json: _builtins.str
+    """The item before, as JSON; empty for a creation."""
+    after_json: _builtins.str
+    """The item after, as JSON."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        target: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        before_json: _builtins.str = ...,
+        after_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "after_json", b"after_json", "before_json", b"before_json", "request_id", b"request_id", "seq", b"seq", "target", b"target", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectoryEvent: _TypeAlias = DirectoryEvent  # noqa: Y015
+
+@_typing.final
+class ListDirectoryEventsRequest(_message.Message):
+    """Request for ListDirectoryEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of items to return (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """AIP-160 filter, e.g. `target = "resources/105001/00001"`."""
+    order_by: _builtins.str
+    """Fields to order by."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDirectoryEventsRequest: _TypeAlias = ListDirectoryEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListDirectoryEventsResponse(_message.Message):
+    """Response of ListDirectoryEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIRECTORY_EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    total_size: _builtins.int
+    """Items matching the filter."""
+    @_builtins.property
+    def directory_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectoryEvent]:
+        """The events."""
+
+    def __init__(
+        self,
+        *,
+        directory_events: _abc.Iterable[Global___DirectoryEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory_events", b"directory_events", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDirectoryEventsResponse: _TypeAlias = ListDirectoryEventsResponse  # noqa: Y015

@@ -29,6 +29,11 @@ class DirectoryServiceStub:
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     def __init__(self, channel):
@@ -47,6 +52,21 @@ class DirectoryServiceStub:
                 request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetDepartmentRequest.SerializeToString,
                 response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
                 _registered_method=True)
+        self.CreateDepartment = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/CreateDepartment',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateDepartmentRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+                _registered_method=True)
+        self.UpdateDepartment = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/UpdateDepartment',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateDepartmentRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+                _registered_method=True)
+        self.DeleteDepartment = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/DeleteDepartment',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteDepartmentRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+                _registered_method=True)
         self.ListResources = channel.unary_unary(
                 '/govshare.directory.v1.DirectoryService/ListResources',
                 request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListResourcesRequest.SerializeToString,
@@ -55,6 +75,31 @@ class DirectoryServiceStub:
         self.GetResource = channel.unary_unary(
                 '/govshare.directory.v1.DirectoryService/GetResource',
                 request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetResourceRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+                _registered_method=True)
+        self.CreateResource = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/CreateResource',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateResourceRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+                _registered_method=True)
+        self.UpdateResource = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/UpdateResource',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateResourceRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+                _registered_method=True)
+        self.PublishResource = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/PublishResource',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.PublishResourceRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+                _registered_method=True)
+        self.RetireResource = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/RetireResource',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RetireResourceRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+                _registered_method=True)
+        self.DeleteResource = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/DeleteResource',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteResourceRequest.SerializeToString,
                 response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
                 _registered_method=True)
         self.ListCertificateTypes = channel.unary_unary(
@@ -67,12 +112,107 @@ class DirectoryServiceStub:
                 request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetCertificateTypeRequest.SerializeToString,
                 response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
                 _registered_method=True)
+        self.CreateCertificateType = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/CreateCertificateType',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateCertificateTypeRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+                _registered_method=True)
+        self.UpdateCertificateType = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/UpdateCertificateType',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateCertificateTypeRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+                _registered_method=True)
+        self.DeleteCertificateType = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/DeleteCertificateType',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteCertificateTypeRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+                _registered_method=True)
+        self.ListMatters = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/ListMatters',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersResponse.FromString,
+                _registered_method=True)
+        self.GetMatter = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/GetMatter',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetMatterRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+                _registered_method=True)
+        self.CreateMatter = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/CreateMatter',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateMatterRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+                _registered_method=True)
+        self.UpdateMatter = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/UpdateMatter',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateMatterRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+                _registered_method=True)
+        self.DeleteMatter = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/DeleteMatter',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteMatterRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+                _registered_method=True)
+        self.CreateSharingApplication = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/CreateSharingApplication',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateSharingApplicationRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+                _registered_method=True)
+        self.GetSharingApplication = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/GetSharingApplication',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetSharingApplicationRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+                _registered_method=True)
+        self.ListSharingApplications = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/ListSharingApplications',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsResponse.FromString,
+                _registered_method=True)
+        self.ApproveSharingApplication = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/ApproveSharingApplication',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ApproveSharingApplicationRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+                _registered_method=True)
+        self.RejectSharingApplication = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/RejectSharingApplication',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RejectSharingApplicationRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+                _registered_method=True)
+        self.RevokeSharingApplication = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/RevokeSharingApplication',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeSharingApplicationRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/ListGrants',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
+        self.GetGrant = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/GetGrant',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetGrantRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.FromString,
+                _registered_method=True)
+        self.RevokeGrant = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/RevokeGrant',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeGrantRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.FromString,
+                _registered_method=True)
+        self.ListDirectoryEvents = channel.unary_unary(
+                '/govshare.directory.v1.DirectoryService/ListDirectoryEvents',
+                request_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsRequest.SerializeToString,
+                response_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     def ListDepartments(self, request, context):
@@ -84,6 +224,27 @@ class DirectoryServiceServicer:
 
     def GetDepartment(self, request, context):
         """Gets one department by resource name `departments/{uscc}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDepartment(self, request, context):
+        """Registers a department.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDepartment(self, request, context):
+        """Changes a department (e.g. state ACTIVE / SUSPENDED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDepartment(self, request, context):
+        """Soft-deletes a department: it stays readable and is denied everywhere.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,6 +264,41 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateResource(self, request, context):
+        """Creates a DRAFT resource; an empty code is generated from the classification code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateResource(self, request, context):
+        """Changes a resource.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishResource(self, request, context):
+        """DRAFT -> PUBLISHED: the resource becomes shareable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireResource(self, request, context):
+        """PUBLISHED -> RETIRED: the resource is no longer shareable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteResource(self, request, context):
+        """Soft-deletes a resource.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCertificateTypes(self, request, context):
         """Lists certificate types (电子证照类型).
         """
@@ -112,6 +308,132 @@ class DirectoryServiceServicer:
 
     def GetCertificateType(self, request, context):
         """Gets one certificate type by resource name `certificateTypes/{type_code}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCertificateType(self, request, context):
+        """Creates a certificate type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCertificateType(self, request, context):
+        """Changes a certificate type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCertificateType(self, request, context):
+        """Soft-deletes a certificate type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMatters(self, request, context):
+        """Lists matters (政务服务事项).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMatter(self, request, context):
+        """Gets one matter by resource name `matters/{code}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMatter(self, request, context):
+        """Creates a matter with its required materials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMatter(self, request, context):
+        """Changes a matter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMatter(self, request, context):
+        """Soft-deletes a matter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSharingApplication(self, request, context):
+        """Applies for a conditional resource (the caller is the consumer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharingApplication(self, request, context):
+        """Gets one application by `sharingApplications/{id}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSharingApplications(self, request, context):
+        """Lists applications; departments see those they made or must decide.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveSharingApplication(self, request, context):
+        """APPLIED -> APPROVED; creates the grant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectSharingApplication(self, request, context):
+        """APPLIED -> REJECTED, with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSharingApplication(self, request, context):
+        """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """Lists grants; departments see their own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGrant(self, request, context):
+        """Gets one grant by `grants/{id}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeGrant(self, request, context):
+        """Revokes a grant (and its application).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDirectoryEvents(self, request, context):
+        """Lists directory change events (administrators and auditors).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +452,21 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetDepartmentRequest.FromString,
                     response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.SerializeToString,
             ),
+            'CreateDepartment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDepartment,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateDepartmentRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.SerializeToString,
+            ),
+            'UpdateDepartment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDepartment,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateDepartmentRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.SerializeToString,
+            ),
+            'DeleteDepartment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDepartment,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteDepartmentRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Department.SerializeToString,
+            ),
             'ListResources': grpc.unary_unary_rpc_method_handler(
                     servicer.ListResources,
                     request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListResourcesRequest.FromString,
@@ -138,6 +475,31 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
             'GetResource': grpc.unary_unary_rpc_method_handler(
                     servicer.GetResource,
                     request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetResourceRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
+            ),
+            'CreateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateResource,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateResourceRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
+            ),
+            'UpdateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateResource,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateResourceRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
+            ),
+            'PublishResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishResource,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.PublishResourceRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
+            ),
+            'RetireResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireResource,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RetireResourceRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
+            ),
+            'DeleteResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteResource,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteResourceRequest.FromString,
                     response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.SerializeToString,
             ),
             'ListCertificateTypes': grpc.unary_unary_rpc_method_handler(
@@ -149,6 +511,96 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.GetCertificateType,
                     request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetCertificateTypeRequest.FromString,
                     response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.SerializeToString,
+            ),
+            'CreateCertificateType': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCertificateType,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateCertificateTypeRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.SerializeToString,
+            ),
+            'UpdateCertificateType': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCertificateType,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateCertificateTypeRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.SerializeToString,
+            ),
+            'DeleteCertificateType': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCertificateType,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteCertificateTypeRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.SerializeToString,
+            ),
+            'ListMatters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMatters,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersResponse.SerializeToString,
+            ),
+            'GetMatter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMatter,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetMatterRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.SerializeToString,
+            ),
+            'CreateMatter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMatter,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateMatterRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.SerializeToString,
+            ),
+            'UpdateMatter': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMatter,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateMatterRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.SerializeToString,
+            ),
+            'DeleteMatter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMatter,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteMatterRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.SerializeToString,
+            ),
+            'CreateSharingApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSharingApplication,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.CreateSharingApplicationRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.SerializeToString,
+            ),
+            'GetSharingApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharingApplication,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetSharingApplicationRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.SerializeToString,
+            ),
+            'ListSharingApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSharingApplications,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsResponse.SerializeToString,
+            ),
+            'ApproveSharingApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveSharingApplication,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ApproveSharingApplicationRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.SerializeToString,
+            ),
+            'RejectSharingApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectSharingApplication,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RejectSharingApplicationRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.SerializeToString,
+            ),
+            'RevokeSharingApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSharingApplication,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeSharingApplicationRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'GetGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGrant,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.GetGrantRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.SerializeToString,
+            ),
+            'RevokeGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeGrant,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeGrantRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.SerializeToString,
+            ),
+            'ListDirectoryEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDirectoryEvents,
+                    request_deserializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsRequest.FromString,
+                    response_serializer=govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -162,6 +614,11 @@ class DirectoryService:
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     @staticmethod
@@ -207,6 +664,87 @@ class DirectoryService:
             target,
             '/govshare.directory.v1.DirectoryService/GetDepartment',
             govshare_dot_directory_dot_v1_dot_directory__pb2.GetDepartmentRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDepartment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/CreateDepartment',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CreateDepartmentRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDepartment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/UpdateDepartment',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateDepartmentRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDepartment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/DeleteDepartment',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteDepartmentRequest.SerializeToString,
             govshare_dot_directory_dot_v1_dot_directory__pb2.Department.FromString,
             options,
             channel_credentials,
@@ -273,6 +811,141 @@ class DirectoryService:
             _registered_method=True)
 
     @staticmethod
+    def CreateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/CreateResource',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CreateResourceRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/UpdateResource',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateResourceRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/PublishResource',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.PublishResourceRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/RetireResource',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.RetireResourceRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/DeleteResource',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteResourceRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Resource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListCertificateTypes(request,
             target,
             options=(),
@@ -316,6 +989,492 @@ class DirectoryService:
             '/govshare.directory.v1.DirectoryService/GetCertificateType',
             govshare_dot_directory_dot_v1_dot_directory__pb2.GetCertificateTypeRequest.SerializeToString,
             govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCertificateType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/CreateCertificateType',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CreateCertificateTypeRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCertificateType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/UpdateCertificateType',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateCertificateTypeRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCertificateType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/DeleteCertificateType',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteCertificateTypeRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CertificateType.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMatters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/ListMatters',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListMattersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMatter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/GetMatter',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.GetMatterRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMatter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/CreateMatter',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CreateMatterRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMatter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/UpdateMatter',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.UpdateMatterRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMatter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/DeleteMatter',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.DeleteMatterRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Matter.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSharingApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/CreateSharingApplication',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.CreateSharingApplicationRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharingApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/GetSharingApplication',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.GetSharingApplicationRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSharingApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/ListSharingApplications',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListSharingApplicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveSharingApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/ApproveSharingApplication',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ApproveSharingApplicationRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectSharingApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/RejectSharingApplication',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.RejectSharingApplicationRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSharingApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/RevokeSharingApplication',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeSharingApplicationRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.SharingApplication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/ListGrants',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/GetGrant',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.GetGrantRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/RevokeGrant',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.RevokeGrantRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDirectoryEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.directory.v1.DirectoryService/ListDirectoryEvents',
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsRequest.SerializeToString,
+            govshare_dot_directory_dot_v1_dot_directory__pb2.ListDirectoryEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

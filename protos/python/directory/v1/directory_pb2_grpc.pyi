@@ -30,6 +30,11 @@ class DirectoryServiceStub:
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     @_typing.overload
@@ -40,20 +45,77 @@ class DirectoryServiceStub:
     """Lists registered departments."""
     GetDepartment: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetDepartmentRequest, _directory_pb2.Department]
     """Gets one department by resource name `departments/{uscc}`."""
+    CreateDepartment: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CreateDepartmentRequest, _directory_pb2.Department]
+    """Registers a department."""
+    UpdateDepartment: _grpc.UnaryUnaryMultiCallable[_directory_pb2.UpdateDepartmentRequest, _directory_pb2.Department]
+    """Changes a department (e.g. state ACTIVE / SUSPENDED)."""
+    DeleteDepartment: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteDepartmentRequest, _directory_pb2.Department]
+    """Soft-deletes a department: it stays readable and is denied everywhere."""
     ListResources: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListResourcesRequest, _directory_pb2.ListResourcesResponse]
     """Lists catalogue resources."""
     GetResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetResourceRequest, _directory_pb2.Resource]
     """Gets one resource by resource name `resources/{resource_code}`."""
+    CreateResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CreateResourceRequest, _directory_pb2.Resource]
+    """Creates a DRAFT resource; an empty code is generated from the classification code."""
+    UpdateResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.UpdateResourceRequest, _directory_pb2.Resource]
+    """Changes a resource."""
+    PublishResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.PublishResourceRequest, _directory_pb2.Resource]
+    """DRAFT -> PUBLISHED: the resource becomes shareable."""
+    RetireResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RetireResourceRequest, _directory_pb2.Resource]
+    """PUBLISHED -> RETIRED: the resource is no longer shareable."""
+    DeleteResource: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteResourceRequest, _directory_pb2.Resource]
+    """Soft-deletes a resource."""
     ListCertificateTypes: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListCertificateTypesRequest, _directory_pb2.ListCertificateTypesResponse]
     """Lists certificate types (电子证照类型)."""
     GetCertificateType: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetCertificateTypeRequest, _directory_pb2.CertificateType]
     """Gets one certificate type by resource name `certificateTypes/{type_code}`."""
+    CreateCertificateType: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CreateCertificateTypeRequest, _directory_pb2.CertificateType]
+    """Creates a certificate type."""
+    UpdateCertificateType: _grpc.UnaryUnaryMultiCallable[_directory_pb2.UpdateCertificateTypeRequest, _directory_pb2.CertificateType]
+    """Changes a certificate type."""
+    DeleteCertificateType: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteCertificateTypeRequest, _directory_pb2.CertificateType]
+    """Soft-deletes a certificate type."""
+    ListMatters: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListMattersRequest, _directory_pb2.ListMattersResponse]
+    """Lists matters (政务服务事项)."""
+    GetMatter: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetMatterRequest, _directory_pb2.Matter]
+    """Gets one matter by resource name `matters/{code}`."""
+    CreateMatter: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CreateMatterRequest, _directory_pb2.Matter]
+    """Creates a matter with its required materials."""
+    UpdateMatter: _grpc.UnaryUnaryMultiCallable[_directory_pb2.UpdateMatterRequest, _directory_pb2.Matter]
+    """Changes a matter."""
+    DeleteMatter: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteMatterRequest, _directory_pb2.Matter]
+    """Soft-deletes a matter."""
+    CreateSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CreateSharingApplicationRequest, _directory_pb2.SharingApplication]
+    """Applies for a conditional resource (the caller is the consumer)."""
+    GetSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetSharingApplicationRequest, _directory_pb2.SharingApplication]
+    """Gets one application by `sharingApplications/{id}`."""
+    ListSharingApplications: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListSharingApplicationsRequest, _directory_pb2.ListSharingApplicationsResponse]
+    """Lists applications; departments see those they made or must decide."""
+    ApproveSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ApproveSharingApplicationRequest, _directory_pb2.SharingApplication]
+    """APPLIED -> APPROVED; creates the grant."""
+    RejectSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RejectSharingApplicationRequest, _directory_pb2.SharingApplication]
+    """APPLIED -> REJECTED, with the reason."""
+    RevokeSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RevokeSharingApplicationRequest, _directory_pb2.SharingApplication]
+    """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied."""
+    ListGrants: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListGrantsRequest, _directory_pb2.ListGrantsResponse]
+    """Lists grants; departments see their own."""
+    GetGrant: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetGrantRequest, _directory_pb2.Grant]
+    """Gets one grant by `grants/{id}`."""
+    RevokeGrant: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RevokeGrantRequest, _directory_pb2.Grant]
+    """Revokes a grant (and its application)."""
+    ListDirectoryEvents: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListDirectoryEventsRequest, _directory_pb2.ListDirectoryEventsResponse]
+    """Lists directory change events (administrators and auditors)."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -61,19 +123,76 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """Lists registered departments."""
     GetDepartment: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetDepartmentRequest, _directory_pb2.Department]  # type: ignore[assignment]
     """Gets one department by resource name `departments/{uscc}`."""
+    CreateDepartment: _aio.UnaryUnaryMultiCallable[_directory_pb2.CreateDepartmentRequest, _directory_pb2.Department]  # type: ignore[assignment]
+    """Registers a department."""
+    UpdateDepartment: _aio.UnaryUnaryMultiCallable[_directory_pb2.UpdateDepartmentRequest, _directory_pb2.Department]  # type: ignore[assignment]
+    """Changes a department (e.g. state ACTIVE / SUSPENDED)."""
+    DeleteDepartment: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteDepartmentRequest, _directory_pb2.Department]  # type: ignore[assignment]
+    """Soft-deletes a department: it stays readable and is denied everywhere."""
     ListResources: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListResourcesRequest, _directory_pb2.ListResourcesResponse]  # type: ignore[assignment]
     """Lists catalogue resources."""
     GetResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
     """Gets one resource by resource name `resources/{resource_code}`."""
+    CreateResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.CreateResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
+    """Creates a DRAFT resource; an empty code is generated from the classification code."""
+    UpdateResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.UpdateResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
+    """Changes a resource."""
+    PublishResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.PublishResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
+    """DRAFT -> PUBLISHED: the resource becomes shareable."""
+    RetireResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.RetireResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
+    """PUBLISHED -> RETIRED: the resource is no longer shareable."""
+    DeleteResource: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteResourceRequest, _directory_pb2.Resource]  # type: ignore[assignment]
+    """Soft-deletes a resource."""
     ListCertificateTypes: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListCertificateTypesRequest, _directory_pb2.ListCertificateTypesResponse]  # type: ignore[assignment]
     """Lists certificate types (电子证照类型)."""
     GetCertificateType: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetCertificateTypeRequest, _directory_pb2.CertificateType]  # type: ignore[assignment]
     """Gets one certificate type by resource name `certificateTypes/{type_code}`."""
+    CreateCertificateType: _aio.UnaryUnaryMultiCallable[_directory_pb2.CreateCertificateTypeRequest, _directory_pb2.CertificateType]  # type: ignore[assignment]
+    """Creates a certificate type."""
+    UpdateCertificateType: _aio.UnaryUnaryMultiCallable[_directory_pb2.UpdateCertificateTypeRequest, _directory_pb2.CertificateType]  # type: ignore[assignment]
+    """Changes a certificate type."""
+    DeleteCertificateType: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteCertificateTypeRequest, _directory_pb2.CertificateType]  # type: ignore[assignment]
+    """Soft-deletes a certificate type."""
+    ListMatters: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListMattersRequest, _directory_pb2.ListMattersResponse]  # type: ignore[assignment]
+    """Lists matters (政务服务事项)."""
+    GetMatter: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetMatterRequest, _directory_pb2.Matter]  # type: ignore[assignment]
+    """Gets one matter by resource name `matters/{code}`."""
+    CreateMatter: _aio.UnaryUnaryMultiCallable[_directory_pb2.CreateMatterRequest, _directory_pb2.Matter]  # type: ignore[assignment]
+    """Creates a matter with its required materials."""
+    UpdateMatter: _aio.UnaryUnaryMultiCallable[_directory_pb2.UpdateMatterRequest, _directory_pb2.Matter]  # type: ignore[assignment]
+    """Changes a matter."""
+    DeleteMatter: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteMatterRequest, _directory_pb2.Matter]  # type: ignore[assignment]
+    """Soft-deletes a matter."""
+    CreateSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.CreateSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
+    """Applies for a conditional resource (the caller is the consumer)."""
+    GetSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
+    """Gets one application by `sharingApplications/{id}`."""
+    ListSharingApplications: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListSharingApplicationsRequest, _directory_pb2.ListSharingApplicationsResponse]  # type: ignore[assignment]
+    """Lists applications; departments see those they made or must decide."""
+    ApproveSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.ApproveSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
+    """APPLIED -> APPROVED; creates the grant."""
+    RejectSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.RejectSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
+    """APPLIED -> REJECTED, with the reason."""
+    RevokeSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.RevokeSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
+    """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied."""
+    ListGrants: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListGrantsRequest, _directory_pb2.ListGrantsResponse]  # type: ignore[assignment]
+    """Lists grants; departments see their own."""
+    GetGrant: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetGrantRequest, _directory_pb2.Grant]  # type: ignore[assignment]
+    """Gets one grant by `grants/{id}`."""
+    RevokeGrant: _aio.UnaryUnaryMultiCallable[_directory_pb2.RevokeGrantRequest, _directory_pb2.Grant]  # type: ignore[assignment]
+    """Revokes a grant (and its application)."""
+    ListDirectoryEvents: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListDirectoryEventsRequest, _directory_pb2.ListDirectoryEventsResponse]  # type: ignore[assignment]
+    """Lists directory change events (administrators and auditors)."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules. Reads are open to every registered
     department; writes arrive in a later version of this service.
+    The government information-resource directory (政务信息资源目录): who
+    provides what, under which sharing rules, and the sharing applications that
+    open conditional resources to consumers. Reads: every registered department,
+    administrators and auditors. Catalogue writes: administrators. Applications:
+    departments apply; the providing department or an administrator decides.
     """
 
     @_abc_1.abstractmethod
@@ -93,6 +212,30 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Gets one department by resource name `departments/{uscc}`."""
 
     @_abc_1.abstractmethod
+    def CreateDepartment(
+        self,
+        request: _directory_pb2.CreateDepartmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Department, _abc.Awaitable[_directory_pb2.Department]]:
+        """Registers a department."""
+
+    @_abc_1.abstractmethod
+    def UpdateDepartment(
+        self,
+        request: _directory_pb2.UpdateDepartmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Department, _abc.Awaitable[_directory_pb2.Department]]:
+        """Changes a department (e.g. state ACTIVE / SUSPENDED)."""
+
+    @_abc_1.abstractmethod
+    def DeleteDepartment(
+        self,
+        request: _directory_pb2.DeleteDepartmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Department, _abc.Awaitable[_directory_pb2.Department]]:
+        """Soft-deletes a department: it stays readable and is denied everywhere."""
+
+    @_abc_1.abstractmethod
     def ListResources(
         self,
         request: _directory_pb2.ListResourcesRequest,
@@ -109,6 +252,46 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Gets one resource by resource name `resources/{resource_code}`."""
 
     @_abc_1.abstractmethod
+    def CreateResource(
+        self,
+        request: _directory_pb2.CreateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Resource, _abc.Awaitable[_directory_pb2.Resource]]:
+        """Creates a DRAFT resource; an empty code is generated from the classification code."""
+
+    @_abc_1.abstractmethod
+    def UpdateResource(
+        self,
+        request: _directory_pb2.UpdateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Resource, _abc.Awaitable[_directory_pb2.Resource]]:
+        """Changes a resource."""
+
+    @_abc_1.abstractmethod
+    def PublishResource(
+        self,
+        request: _directory_pb2.PublishResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Resource, _abc.Awaitable[_directory_pb2.Resource]]:
+        """DRAFT -> PUBLISHED: the resource becomes shareable."""
+
+    @_abc_1.abstractmethod
+    def RetireResource(
+        self,
+        request: _directory_pb2.RetireResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Resource, _abc.Awaitable[_directory_pb2.Resource]]:
+        """PUBLISHED -> RETIRED: the resource is no longer shareable."""
+
+    @_abc_1.abstractmethod
+    def DeleteResource(
+        self,
+        request: _directory_pb2.DeleteResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Resource, _abc.Awaitable[_directory_pb2.Resource]]:
+        """Soft-deletes a resource."""
+
+    @_abc_1.abstractmethod
     def ListCertificateTypes(
         self,
         request: _directory_pb2.ListCertificateTypesRequest,
@@ -123,5 +306,149 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.CertificateType, _abc.Awaitable[_directory_pb2.CertificateType]]:
         """Gets one certificate type by resource name `certificateTypes/{type_code}`."""
+
+    @_abc_1.abstractmethod
+    def CreateCertificateType(
+        self,
+        request: _directory_pb2.CreateCertificateTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.CertificateType, _abc.Awaitable[_directory_pb2.CertificateType]]:
+        """Creates a certificate type."""
+
+    @_abc_1.abstractmethod
+    def UpdateCertificateType(
+        self,
+        request: _directory_pb2.UpdateCertificateTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.CertificateType, _abc.Awaitable[_directory_pb2.CertificateType]]:
+        """Changes a certificate type."""
+
+    @_abc_1.abstractmethod
+    def DeleteCertificateType(
+        self,
+        request: _directory_pb2.DeleteCertificateTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.CertificateType, _abc.Awaitable[_directory_pb2.CertificateType]]:
+        """Soft-deletes a certificate type."""
+
+    @_abc_1.abstractmethod
+    def ListMatters(
+        self,
+        request: _directory_pb2.ListMattersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListMattersResponse, _abc.Awaitable[_directory_pb2.ListMattersResponse]]:
+        """Lists matters (政务服务事项)."""
+
+    @_abc_1.abstractmethod
+    def GetMatter(
+        self,
+        request: _directory_pb2.GetMatterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Matter, _abc.Awaitable[_directory_pb2.Matter]]:
+        """Gets one matter by resource name `matters/{code}`."""
+
+    @_abc_1.abstractmethod
+    def CreateMatter(
+        self,
+        request: _directory_pb2.CreateMatterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Matter, _abc.Awaitable[_directory_pb2.Matter]]:
+        """Creates a matter with its required materials."""
+
+    @_abc_1.abstractmethod
+    def UpdateMatter(
+        self,
+        request: _directory_pb2.UpdateMatterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Matter, _abc.Awaitable[_directory_pb2.Matter]]:
+        """Changes a matter."""
+
+    @_abc_1.abstractmethod
+    def DeleteMatter(
+        self,
+        request: _directory_pb2.DeleteMatterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Matter, _abc.Awaitable[_directory_pb2.Matter]]:
+        """Soft-deletes a matter."""
+
+    @_abc_1.abstractmethod
+    def CreateSharingApplication(
+        self,
+        request: _directory_pb2.CreateSharingApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.SharingApplication, _abc.Awaitable[_directory_pb2.SharingApplication]]:
+        """Applies for a conditional resource (the caller is the consumer)."""
+
+    @_abc_1.abstractmethod
+    def GetSharingApplication(
+        self,
+        request: _directory_pb2.GetSharingApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.SharingApplication, _abc.Awaitable[_directory_pb2.SharingApplication]]:
+        """Gets one application by `sharingApplications/{id}`."""
+
+    @_abc_1.abstractmethod
+    def ListSharingApplications(
+        self,
+        request: _directory_pb2.ListSharingApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListSharingApplicationsResponse, _abc.Awaitable[_directory_pb2.ListSharingApplicationsResponse]]:
+        """Lists applications; departments see those they made or must decide."""
+
+    @_abc_1.abstractmethod
+    def ApproveSharingApplication(
+        self,
+        request: _directory_pb2.ApproveSharingApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.SharingApplication, _abc.Awaitable[_directory_pb2.SharingApplication]]:
+        """APPLIED -> APPROVED; creates the grant."""
+
+    @_abc_1.abstractmethod
+    def RejectSharingApplication(
+        self,
+        request: _directory_pb2.RejectSharingApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.SharingApplication, _abc.Awaitable[_directory_pb2.SharingApplication]]:
+        """APPLIED -> REJECTED, with the reason."""
+
+    @_abc_1.abstractmethod
+    def RevokeSharingApplication(
+        self,
+        request: _directory_pb2.RevokeSharingApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.SharingApplication, _abc.Awaitable[_directory_pb2.SharingApplication]]:
+        """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied."""
+
+    @_abc_1.abstractmethod
+    def ListGrants(
+        self,
+        request: _directory_pb2.ListGrantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListGrantsResponse, _abc.Awaitable[_directory_pb2.ListGrantsResponse]]:
+        """Lists grants; departments see their own."""
+
+    @_abc_1.abstractmethod
+    def GetGrant(
+        self,
+        request: _directory_pb2.GetGrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Grant, _abc.Awaitable[_directory_pb2.Grant]]:
+        """Gets one grant by `grants/{id}`."""
+
+    @_abc_1.abstractmethod
+    def RevokeGrant(
+        self,
+        request: _directory_pb2.RevokeGrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Grant, _abc.Awaitable[_directory_pb2.Grant]]:
+        """Revokes a grant (and its application)."""
+
+    @_abc_1.abstractmethod
+    def ListDirectoryEvents(
+        self,
+        request: _directory_pb2.ListDirectoryEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListDirectoryEventsResponse, _abc.Awaitable[_directory_pb2.ListDirectoryEventsResponse]]:
+        """Lists directory change events (administrators and auditors)."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,152 @@
+"""Keeping the request path's catalogue snapshot current, and the directory's
+changes in the audit log.
+
+The exchange never queries the database: it reads an immutable `Catalogue`
+snapshot. After each write through this gateway the snapshot is reloaded
+before the caller gets its answer; changes made elsewhere (another replica,
+`govshare directory import`) are noticed by polling the store's revision
+counter. Each new directory event is appended to the transparency log once,
+in event order; the last forwarded sequence number is read back from the log
+itself at start, so a restart neither skips nor repeats events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from govshare.directory import Catalogue, DirectoryEvent, SqlCatalogueStore
+
+from ._auditlog import AccessLogError, SqliteAccessLog
+from ._auditquery import AuditReader
+from ._errors import GovshareError
+from ._identity import Principal
+
+__all__ = ["DIRECTORY_EVENT_METHOD", "DirectorySync"]
+
+DIRECTORY_EVENT_METHOD = "DirectoryEvent"
+_log = logging.getLogger("govshare.directory")
+_EXPIRY_INTERVAL_SECONDS = 3600.0
+
+
+class DirectorySync:
+    """Reloads the snapshot on change and forwards directory events to the log."""
+
+    def __init__(
+        self,
+        *,
+        store: SqlCatalogueStore,
+        access_log: SqliteAccessLog,
+        reader: AuditReader,
+        publish: Callable[[Catalogue], None],
+        poll_seconds: float,
+    ) -> None:
+        self._store = store
+        self._log = access_log
+        self._reader = reader
+        self._publish = publish
+        self._poll_seconds = poll_seconds
+        self._lock = asyncio.Lock()
+        self._revision = -1
+        self._forwarded = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._forwarded = await self._reader.last_directory_event_seq()
+        await self.refresh()
+        if self._poll_seconds > 0:
+            self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        """Load a new snapshot if the store changed, and log the new events."""
+        async with self._lock:
+            revision = await self._store.revision()
+            if revision != self._revision:
+                self._publish(await self._store.load())
+                self._revision = revision
+            await self._forward_events()
+
+    async def record_denial(
+        self, method: str, caller: Principal | None, error: GovshareError, request_id: str
+    ) -> None:
+        """A refused directory write is an access decision too: log it."""
+        record = {
+            "time": _now(),
+            "method": f"DirectoryService.{method}",
+            "request_id": request_id,
+            "consumer": caller.label if caller is not None else "",
+            "outcome": "DENIED",
+            "reason": error.reason.value,
+        }
+        with contextlib.suppress(AccessLogError):
+            await self._log.append(record).wait()
+
+    async def _forward_events(self) -> None:
+        while True:
+            events = await self._store.events_after(self._forwarded, limit=500)
+            if not events:
+                return
+            pending = [self._log.append(_event_record(e)) for e in events]
+            await asyncio.gather(*(p.wait() for p in pending))
+            self._forwarded = events[-1].seq
+
+    async def _watch(self) -> None:
+        since_expiry = 0.0
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            since_expiry += self._poll_seconds
+            try:
+                if since_expiry >= _EXPIRY_INTERVAL_SECONDS:
+                    since_expiry = 0.0
+                    await self._store.expire_due()
+                await self.refresh()
+            except Exception:
+                # A database hiccup must not stop the watcher; the next poll retries.
+                _log.exception("directory refresh failed")
+
+
+def _event_record(event: DirectoryEvent) -> dict[str, Any]:
+    return {
+        "time": event.time.astimezone(_dt.UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z"),
+        "method": DIRECTORY_EVENT_METHOD,
+        "request_id": event.request_id,
+        "consumer": event.actor,
+        "resource_code": event.target,
+        "outcome": "ALLOWED",
+        "reason": "",
+        "event": {
+            "seq": event.seq,
+            "action": event.action,
+            "target": event.target,
+            "before": _plain(event.before),
+            "after": _plain(event.after),
+        },
+    }
+
+
+def _plain(document: Any) -> Any:
+    """JSON-safe copy (RFC 8785 takes only JSON types; dates become strings)."""
+    if isinstance(document, dict):
+        return {str(k): _plain(v) for k, v in document.items()}
+    if isinstance(document, list | tuple):
+        return [_plain(v) for v in document]
+    if document is None or isinstance(document, str | bool | int):
+        return document
+    return str(document)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
