@@ -41,6 +41,9 @@ from ._checkpoint import (
 from ._cli import (
     main,
 )
+from ._cli_directory import (
+    add_directory_commands,
+)
 from ._client import (
     client_credentials,
     open_channel,
@@ -194,6 +197,7 @@ __all__ = [
     "SqliteNodeStore",
     "StoredRecord",
     "UsageStats",
+    "add_directory_commands",
     "application_request_from_pb",
     "application_to_pb",
     "authorize_department",

@@ -20,6 +20,7 @@ from ._auditverify import (
     verify_log_file,
 )
 from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
+from ._cli_directory import add_directory_commands
 from ._config import GatewayConfig
 from ._evidence import verify_evidence
 from ._merkle import leaf_hash, verify_inclusion
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("file", type=Path, help="evidence JSON (with a 'jws' member) or a JWS")
     verify.add_argument("--jwks", type=Path, required=True)
     verify.set_defaults(handler=_evidence_verify)
+
+    add_directory_commands(commands)
 
     audit = commands.add_parser("audit", help="the transparency log").add_subparsers()
     audit_verify = audit.add_parser(

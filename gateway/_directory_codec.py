@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 from govshare.api.directory.v1 import directory_pb2 as pb
@@ -49,6 +50,8 @@ __all__ = [
     "resource_to_pb",
 ]
 
+_E = TypeVar("_E")
+
 _SHARING = {
     SharingType.UNCONDITIONAL: pb.SHARING_TYPE_UNCONDITIONAL,
     SharingType.CONDITIONAL: pb.SHARING_TYPE_CONDITIONAL,
@@ -84,7 +87,7 @@ _GRANT_STATE = {
 _MATTER_PATHS = {"display_name": "name"}
 
 
-def _invert(table: dict[object, int]) -> dict[int, object]:
+def _invert(table: Mapping[_E, int]) -> dict[int, _E]:
     return {value: key for key, value in table.items()}
 
 
@@ -107,7 +110,17 @@ def _timestamp(moment: _dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def _enum(table: dict[object, int], value: int, field: str) -> object:
+def _enum(
+    table: Mapping[_E, int],
+    value: int,
+    field: str,
+    mask: Collection[str] | None = None,
+    placeholder: _E | None = None,
+) -> _E:
+    """The model value of an enum; unset is an error unless the update mask leaves it out
+    (then `placeholder` stands in and the store ignores it)."""
+    if value == 0 and mask and field not in mask and placeholder is not None:
+        return placeholder
     found = _invert(table).get(value)
     if found is None:
         raise InvalidArgument([(field, "must be set to a known value")])
@@ -127,14 +140,17 @@ def department_to_pb(d: Department) -> pb.Department:
     )
 
 
-def department_from_pb(message: pb.Department) -> Department:
+def department_from_pb(message: pb.Department, mask: Collection[str] | None = None) -> Department:
+    """A new department is ACTIVE unless stated; an update names its state or masks it out."""
     uscc = message.uscc or name_id(message.name, "departments")
-    state = message.state or pb.DEPARTMENT_STATE_ACTIVE
+    state = message.state
+    if mask is None and state == 0:
+        state = pb.DEPARTMENT_STATE_ACTIVE
     return Department(
         uscc=uscc,
         display_name=message.display_name,
         region_code=message.region_code,
-        state=_enum(_DEPARTMENT_STATE, state, "state"),  # type: ignore[arg-type]
+        state=_enum(_DEPARTMENT_STATE, state, "state", mask, DepartmentState.ACTIVE),
     )
 
 
@@ -165,7 +181,7 @@ def resource_to_pb(r: Resource) -> pb.Resource:
     )
 
 
-def resource_from_pb(message: pb.Resource) -> Resource:
+def resource_from_pb(message: pb.Resource, mask: Collection[str] | None = None) -> Resource:
     return Resource(
         code=message.code or name_id(message.name, "resources"),
         display_name=message.display_name,
@@ -177,7 +193,9 @@ def resource_from_pb(message: pb.Resource) -> Resource:
             DataItem(name=i.name, label=i.label, data_type=i.data_type, personal=i.personal)
             for i in message.data_items
         ),
-        sharing_type=_enum(_SHARING, message.sharing_type, "sharing_type"),  # type: ignore[arg-type]
+        sharing_type=_enum(
+            _SHARING, message.sharing_type, "sharing_type", mask, SharingType.UNCONDITIONAL
+        ),
         sharing_method=message.sharing_method,
         update_cycle=message.update_cycle,
         publish_date=message.publish_date,
@@ -243,7 +261,7 @@ def matter_from_pb(message: pb.Matter) -> Matter:
         materials=tuple(
             Material(
                 name=x.display_name,
-                source=_enum(_MATERIAL_SOURCE, x.source, "materials.source"),  # type: ignore[arg-type]
+                source=_enum(_MATERIAL_SOURCE, x.source, "materials.source"),
                 source_key=x.source_key,
                 data_items=tuple(x.data_items),
             )

@@ -126,7 +126,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> pb.Department:
         async def body(caller: Principal) -> pb.Department:
             updated = await self._store.update_department(
-                codec.department_from_pb(request.department),
+                codec.department_from_pb(request.department, list(request.update_mask.paths)),
                 update_mask=codec.mask_paths(request.update_mask.paths),
                 etag=request.department.etag,
                 actor=caller.label,
@@ -194,7 +194,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> pb.Resource:
         async def body(caller: Principal) -> pb.Resource:
             updated = await self._store.update_resource(
-                codec.resource_from_pb(request.resource),
+                codec.resource_from_pb(request.resource, list(request.update_mask.paths)),
                 update_mask=codec.mask_paths(request.update_mask.paths),
                 etag=request.resource.etag,
                 actor=caller.label,

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from govshare.adapters.simulators import Population, generate_population, start_simulators
 from govshare.gateway import DevPki, Gateway, GatewayConfig
-from support import HOUSING, LAND_REGISTRY, SUSPENDED, UNREGISTERED, Pki, RunningGateway
+from support import (
+    CIVIL_AFFAIRS,
+    HOUSING,
+    LAND_REGISTRY,
+    SUSPENDED,
+    UNREGISTERED,
+    Pki,
+    RunningGateway,
+)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +32,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca_certificate=dev.ca_certificate,
         land_registry=dev.issue("dept", LAND_REGISTRY),
         housing=dev.issue("dept", HOUSING),
+        civil_affairs=dev.issue("dept", CIVIL_AFFAIRS),
         suspended=dev.issue("dept", SUSPENDED),
         unregistered=dev.issue("dept", UNREGISTERED),
         admin=dev.issue("admin", "ops"),

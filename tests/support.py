@@ -14,6 +14,7 @@ from govshare.gateway import Gateway, IssuedCertificate, error_info_of, open_cha
 LAND_REGISTRY = "11330100002482106W"  # 市不动产登记中心: grants on identity, marriage, real estate
 HOUSING = "113301000024821070"  # 市住房保障和房产管理局: an expired grant on tax records
 SUSPENDED = "113301000024821083"  # 市人力资源和社会保障局: suspended in the seed
+CIVIL_AFFAIRS = "11330100002482103K"  # 市民政局: provides the marriage records (101002/00001)
 UNREGISTERED = "11330100002482199F"  # valid USCC, certificate from our CA, not in the directory
 
 
@@ -25,6 +26,7 @@ class Pki:
     ca_certificate: Path
     land_registry: IssuedCertificate
     housing: IssuedCertificate
+    civil_affairs: IssuedCertificate
     suspended: IssuedCertificate
     unregistered: IssuedCertificate
     admin: IssuedCertificate

@@ -1,0 +1,99 @@
+"""`govshare directory export|import`: the catalogue as administrators keep it.
+
+Both work on the directory store named by the configuration (the same file or
+database the gateway uses); a running gateway notices the change within its
+poll interval. Import is all or nothing: every bad row is reported with its
+line, and then nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from govshare.directory import (
+    ImportRejected,
+    ImportReport,
+    SqlCatalogueStore,
+    export_catalogue_yaml,
+    import_catalogue_yaml,
+    import_resources_csv,
+    load_builtin_catalogue,
+)
+
+from ._config import GatewayConfig
+
+__all__ = ["add_directory_commands"]
+
+
+def add_directory_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    directory = commands.add_parser("directory", help="the catalogue").add_subparsers()
+    export = directory.add_parser("export", help="write the catalogue as YAML to stdout")
+    export.add_argument("--config", type=Path, help="gateway configuration (for the store)")
+    export.set_defaults(handler=_export)
+    load = directory.add_parser(
+        "import", help="import a catalogue YAML or a CSV list of resources (all or nothing)"
+    )
+    load.add_argument("file", type=Path, help="catalogue.yaml, or resources.csv")
+    load.add_argument("--config", type=Path, help="gateway configuration (for the store)")
+    load.add_argument("--actor", default="", help="who is importing (default: admin/<login>)")
+    load.set_defaults(handler=_import)
+
+
+async def _open_store(config: GatewayConfig) -> SqlCatalogueStore:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlCatalogueStore(config.effective_catalogue_url)
+    await store.create_schema()
+    if await store.is_empty():
+        # The same first-start seeding as the gateway, so both see one catalogue.
+        await store.replace(load_builtin_catalogue())
+    return store
+
+
+def _export(args: argparse.Namespace) -> int:
+    async def run() -> str:
+        store = await _open_store(GatewayConfig.load(args.config))
+        try:
+            return await export_catalogue_yaml(store)
+        finally:
+            await store.close()
+
+    sys.stdout.write(asyncio.run(run()))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        print(f"no such file: {path}", file=sys.stderr)
+        return 2
+    text = path.read_text("utf-8-sig")
+    actor = args.actor or f"admin/{getpass.getuser()}"
+
+    async def run() -> ImportReport:
+        store = await _open_store(GatewayConfig.load(args.config))
+        try:
+            if path.suffix.lower() == ".csv":
+                return await import_resources_csv(text, store, actor, source=str(path))
+            return await import_catalogue_yaml(text, store, actor, source=str(path))
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(run())
+    except ImportRejected as rejected:
+        for problem in rejected.problems:
+            print(problem, file=sys.stderr)
+        print(f"nothing imported: {len(rejected.problems)} problem(s)", file=sys.stderr)
+        return 1
+    for kind in sorted({*report.created, *report.updated, *report.unchanged}):
+        print(
+            f"{kind}: {report.created.get(kind, 0)} created, {report.updated.get(kind, 0)} "
+            f"updated, {report.unchanged.get(kind, 0)} unchanged"
+        )
+    if not report.changed:
+        print("nothing changed")
+    return 0
