@@ -129,14 +129,14 @@ async def _scenario(stub: exchange_pb2_grpc.ExchangeServiceStub, data_dir: Path)
             path.write_text(json.dumps({"jws": evidence.jws}, indent=2))
             jwks_path = data_dir / "jwks.json"
             print(f"    saved; verify offline: govshare evidence verify {path} --jwks {jwks_path}")
-    print(f"\n[{len(steps) + 1}] seller's tax payment certificate (完税证明), no grant for it:")
+    print(f"\n[{len(steps) + 1}] seller's criminal record (违法犯罪记录), a NOT_SHARED resource:")
     try:
         await stub.GetCertificate(
             exchange_pb2.GetCertificateRequest(
-                certificate_type="tax_payment_certificate",
+                certificate_type="criminal_record",
                 holder=exchange_pb2.Holder(id_type="111", id=seller.citizen_id),
                 matter_code=_MATTER,
-                purpose="核验纳税情况",
+                purpose="核验卖方有无违法犯罪记录",
             ),
             timeout=10,
         )

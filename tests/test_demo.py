@@ -32,7 +32,7 @@ class TestDemo:
         assert completed.returncode == 0, completed.stderr[-2000:]
         out = completed.stdout
         assert out.count("signature verified") == 4
-        assert "denied: PERMISSION_DENIED GRANT_REQUIRED" in out
+        assert "denied: PERMISSION_DENIED RESOURCE_NOT_SHARED" in out
         assert "all evidence verified" in out
         population = generate_population()
         seller = population.person_with_marriage_and_property()

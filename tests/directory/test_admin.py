@@ -374,7 +374,7 @@ class TestMatters:
 
     async def test_seed_matters_are_loaded(self, store: SqlCatalogueStore) -> None:
         """The seed ships three matters; deleting one hides it from Catalogue.matter."""
-        assert len((await store.list_matters()).items) == 3
+        assert len((await store.list_matters()).items) == 4
         await store.delete_matter("330100-BDC-0002", actor=ADMIN)
         catalogue = await store.load()
         assert catalogue.matter("330100-BDC-0002") is None

@@ -172,13 +172,18 @@ class TestBuiltinCatalogue:
         assert [g.grant_id for g in land] == ["g-bdc-identity"]
         grant = land[0]
         assert grant.data_items == frozenset({"citizen_id", "name", "sex", "birth_date", "address"})
-        assert grant.matter_codes == frozenset({"330100-BDC-0001", "330100-BDC-0002"})
+        assert grant.matter_codes == frozenset(
+            {"330100-BDC-0001", "330100-BDC-0002", "330100-BDC-0003"}
+        )
         assert (grant.valid_from, grant.valid_until) == (dt.date(2026, 1, 1), dt.date(2028, 12, 31))
         housing = seed.grants_for("113301000024821070", "101001/00001")
         assert [g.grant_id for g in housing] == ["g-zf-identity"]
         assert seed.grants_for("113301000024821070", "101002/00001") == ()
-        assert seed.grants_for("11330100002482106W", "105003/00001") == ()
-        assert len(seed.grants) == 5
+        assert [g.grant_id for g in seed.grants_for("11330100002482106W", "105003/00001")] == [
+            "g-bdc-tax"
+        ]
+        assert seed.grants_for("11330100002482106W", "301001/00001") == ()
+        assert len(seed.grants) == 6
 
 
 class TestParseCatalogue:

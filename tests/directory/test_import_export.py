@@ -146,13 +146,13 @@ class TestYamlImport:
             "departments": 8,
             "resources": 6,
             "certificate_types": 6,
-            "matters": 3,
-            "grants": 5,
+            "matters": 4,
+            "grants": 6,
         }
         assert await empty.load() == builtin
         assert await empty.revision() == 1
         events = await empty.list_events(page_size=100)
-        assert len(events.items) == 28
+        assert len(events.items) == 30
         assert {e.actor for e in events.items} == {ADMIN}
 
     async def test_importing_twice_changes_nothing(
@@ -164,9 +164,9 @@ class TestYamlImport:
         revision = await empty.revision()
         report = await import_catalogue_yaml(text, empty, ADMIN)
         assert not report.changed
-        assert sum(report.unchanged.values()) == 28
+        assert sum(report.unchanged.values()) == 30
         assert await empty.revision() == revision
-        assert len((await empty.list_events(page_size=100)).items) == 28
+        assert len((await empty.list_events(page_size=100)).items) == 30
 
     async def test_changed_row_updates_one_item(
         self, store: SqlCatalogueStore, builtin: Catalogue

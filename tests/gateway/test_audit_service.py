@@ -44,7 +44,7 @@ async def _traffic(
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub.GetCertificate(
                     exchange_pb2.GetCertificateRequest(
-                        certificate_type="tax_payment_certificate",
+                        certificate_type="criminal_record",
                         holder=exchange_pb2.Holder(id_type="111", id=person.citizen_id),
                         matter_code=_MATTER,
                         purpose="审计测试",
@@ -77,7 +77,7 @@ class TestRoles:
             )
         by_outcome = {c.key: c.count for c in stats.by_outcome}
         assert stats.total == 5
-        assert by_outcome == {"ALLOWED": 3, "DENIED": 2, "DENIED:GRANT_REQUIRED": 2}
+        assert by_outcome == {"ALLOWED": 3, "DENIED": 2, "DENIED:RESOURCE_NOT_SHARED": 2}
         assert {c.key: c.count for c in stats.by_consumer} == {LAND_REGISTRY: 5}
         assert stats.latency_p99_ms >= stats.latency_p50_ms > 0
 
@@ -105,7 +105,7 @@ class TestSearch:
                         page_size=3, page_token=first.next_page_token, consumer=LAND_REGISTRY
                     )
                 )
-        assert [r.reason for r in denied.access_records] == ["GRANT_REQUIRED"] * 3
+        assert [r.reason for r in denied.access_records] == ["RESOURCE_NOT_SHARED"] * 3
         assert len(by_holder.access_records) == 2  # one allowed, one denied
         assert all(
             r.holder_id_masked == holder[:4] + "*" * 10 + holder[-4:]

@@ -187,7 +187,7 @@ def _denial_cases(population: Population) -> list[tuple[str, str, Any, grpc.Stat
         ("suspended", "GetCertificate", cert("identity_record", seller), PD, "CALLER_SUSPENDED"),
         ("admin", "GetCertificate", cert("identity_record", seller), PD, "ROLE_REQUIRED"),
         ("land_registry", "GetCertificate", cert("criminal_record", seller), PD, "RESOURCE_NOT_SHARED"),
-        ("land_registry", "GetCertificate", cert("tax_payment_certificate", taxpayer), PD, "GRANT_REQUIRED"),
+        ("housing", "GetCertificate", cert("marriage_record", seller, HOUSING_MATTER), PD, "GRANT_REQUIRED"),
         ("land_registry", "QueryRecord", query("101001/00001", seller, ["name", "ethnicity"]), PD, "FIELD_NOT_GRANTED"),
         ("land_registry", "GetCertificate", cert("identity_record", seller, HOUSING_MATTER), PD, "MATTER_NOT_COVERED"),
         ("housing", "GetCertificate", cert("tax_payment_certificate", taxpayer, HOUSING_MATTER), PD, "GRANT_EXPIRED"),
