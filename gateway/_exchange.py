@@ -7,6 +7,7 @@ sure every decision, allowed or denied, is durably logged before the reply.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import hashlib
 import json
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -26,13 +27,19 @@ from govshare.adapters import (
     ProviderTimeout,
 )
 from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
-from govshare.directory import Catalogue, Resource, is_valid_holder_id
+from govshare.directory import (
+    Catalogue,
+    Material,
+    MaterialSource,
+    Resource,
+    is_valid_holder_id,
+)
 
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._evidence import canonical_json, verify_evidence
 from ._holder import mask_holder_id
 from ._identity import Principal, principal_from_auth_context
-from ._policy import Decision, decide
+from ._policy import Decision, authorize_department, decide
 
 if TYPE_CHECKING:
     from ._auditlog import AccessLog
@@ -43,7 +50,12 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeServicer"]
 
 _log = logging.getLogger("govshare.access")
+_R = TypeVar("_R")
 _MAX_PURPOSE = 200
+# Failures that say "not now" rather than "not for you": the material stays shareable.
+_TRANSIENT = frozenset(
+    {Reason.PROVIDER_UNAVAILABLE, Reason.PROVIDER_TIMEOUT, Reason.AUDIT_UNAVAILABLE}
+)
 _EVIDENCE_RECORD_TYPE = "govshare.evidence.v1"
 # Part of the caller's deadline kept back for signing and the log append, so a
 # slow registry yields PROVIDER_TIMEOUT rather than the caller's own timeout.
@@ -207,8 +219,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self,
         context: grpc.aio.ServicerContext[Any, Any],
         access: _Access,
-        body: Callable[[], Awaitable[exchange_pb2.Evidence]],
-    ) -> exchange_pb2.Evidence:
+        body: Callable[[], Awaitable[_R]],
+    ) -> _R:
         try:
             return await body()
         except GovshareError as error:
@@ -348,17 +360,130 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def _deny(
         self, context: grpc.aio.ServicerContext[Any, Any], access: _Access, error: GovshareError
     ) -> None:
+        status = to_grpc_status(await self._log_denial(access, error))
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    async def _log_denial(self, access: _Access, error: GovshareError) -> GovshareError:
+        """Write the DENIED record; returns AUDIT_UNAVAILABLE instead if that fails."""
         if error.reason is not Reason.AUDIT_UNAVAILABLE:
             try:
                 pending = self._append(access, "DENIED", error.reason.value, self._clock())
                 await self._durable(pending)
                 _log_line(access, "DENIED", error.reason.value, pending.index)
+                return error
             except GovshareError as audit_error:
                 error = audit_error
-        if error.reason is Reason.AUDIT_UNAVAILABLE:
-            _log_line(access, "DENIED", error.reason.value, -1)
-        status = to_grpc_status(error)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        _log_line(access, "DENIED", error.reason.value, -1)
+        return error
+
+    async def ResolveMaterials(
+        self,
+        request: exchange_pb2.ResolveMaterialsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> exchange_pb2.ResolveMaterialsResponse:
+        request_id = request.request_id or _new_request_id()
+        access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
+
+        async def body() -> exchange_pb2.ResolveMaterialsResponse:
+            caller = self._identify(context, access)
+            catalogue = self._catalogue()
+            authorize_department(catalogue, caller)
+            _require(request.matter_code, "matter_code")
+            _require(request.purpose, "purpose")
+            if not request.applicants:
+                raise GovshareError(
+                    Reason.REQUEST_INVALID, "applicants is required", field="applicants"
+                )
+            matter = catalogue.matter(request.matter_code)
+            if matter is None:
+                raise GovshareError(
+                    Reason.RESOURCE_NOT_FOUND, "no such matter", matter_code=request.matter_code
+                )
+            results = await asyncio.gather(
+                *(
+                    self._resolve_material(
+                        context, caller, catalogue, material, request, f"{request_id}/{n}"
+                    )
+                    for n, material in enumerate(matter.materials, start=1)
+                )
+            )
+            return exchange_pb2.ResolveMaterialsResponse(
+                matter_code=matter.code, results=results, request_id=request_id
+            )
+
+        return await self._serve(context, access, body)
+
+    async def _resolve_material(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Principal,
+        catalogue: Catalogue,
+        material: Material,
+        request: exchange_pb2.ResolveMaterialsRequest,
+        request_id: str,
+    ) -> exchange_pb2.MaterialResult:
+        """One material: shared evidence, or why the applicant must bring it."""
+        result = exchange_pb2.MaterialResult(material=material.name, source=material.source_key)
+        if material.source is MaterialSource.APPLICANT_SUBMITS:
+            result.outcome = exchange_pb2.MATERIAL_OUTCOME_MUST_SUBMIT
+            result.reason = "APPLICANT_SUBMITS"
+            result.message = "no registry holds this material: the applicant submits it"
+            return result
+        access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
+        access.consumer = caller.label
+        try:
+            expected_id_type: str | None = None
+            if material.source is MaterialSource.CERTIFICATE_TYPE:
+                ctype = catalogue.certificate_type(material.source_key)
+                if ctype is None:
+                    raise GovshareError(
+                        Reason.RESOURCE_NOT_FOUND, "the matter names an unknown certificate type"
+                    )
+                access.certificate_type = ctype.key
+                resource_code, expected_id_type = ctype.resource, ctype.holder_id_type
+            else:
+                resource_code = material.source_key
+            resource = self._resource(catalogue, resource_code, access)
+            holder = _applicant_for(request.applicants, expected_id_type)
+            evidence = await self._exchange(
+                context,
+                access,
+                caller,
+                catalogue,
+                resource,
+                holder,
+                material.data_items,
+                expected_id_type,
+            )
+        except GovshareError as error:
+            logged = await self._log_denial(access, error)
+            result.outcome = (
+                exchange_pb2.MATERIAL_OUTCOME_UNAVAILABLE
+                if logged.reason in _TRANSIENT
+                else exchange_pb2.MATERIAL_OUTCOME_MUST_SUBMIT
+            )
+            result.reason = logged.reason.value
+            result.message = logged.message
+            return result
+        result.outcome = exchange_pb2.MATERIAL_OUTCOME_SHARED
+        result.evidence.CopyFrom(evidence)
+        return result
+
+
+def _applicant_for(
+    applicants: Sequence[exchange_pb2.Holder], id_type: str | None
+) -> exchange_pb2.Holder:
+    """The first applicant of the holder id type a certificate needs (any, if none)."""
+    if id_type is None:
+        return applicants[0]
+    for applicant in applicants:
+        if applicant.id_type == id_type:
+            return applicant
+    raise GovshareError(
+        Reason.HOLDER_ID_INVALID,
+        f"no applicant has holder id type {id_type} for this material",
+        expected_id_type=id_type,
+    )
 
 
 def _require(value: str, name: str) -> None:

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MaterialOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MaterialOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MaterialOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATERIAL_OUTCOME_UNSPECIFIED: _MaterialOutcome.ValueType  # 0
+    """Not set."""
+    MATERIAL_OUTCOME_SHARED: _MaterialOutcome.ValueType  # 1
+    """Obtained by sharing: `evidence` holds it; the applicant need not submit it."""
+    MATERIAL_OUTCOME_MUST_SUBMIT: _MaterialOutcome.ValueType  # 2
+    """The applicant must submit it (`reason` says why sharing does not apply)."""
+    MATERIAL_OUTCOME_UNAVAILABLE: _MaterialOutcome.ValueType  # 3
+    """Shareable, but its registry could not answer now; retry or submit."""
+
+class MaterialOutcome(_MaterialOutcome, metaclass=_MaterialOutcomeEnumTypeWrapper):
+    """What happened to one required material."""
+
+MATERIAL_OUTCOME_UNSPECIFIED: MaterialOutcome.ValueType  # 0
+"""Not set."""
+MATERIAL_OUTCOME_SHARED: MaterialOutcome.ValueType  # 1
+"""Obtained by sharing: `evidence` holds it; the applicant need not submit it."""
+MATERIAL_OUTCOME_MUST_SUBMIT: MaterialOutcome.ValueType  # 2
+"""The applicant must submit it (`reason` says why sharing does not apply)."""
+MATERIAL_OUTCOME_UNAVAILABLE: MaterialOutcome.ValueType  # 3
+"""Shareable, but its registry could not answer now; retry or submit."""
+Global___MaterialOutcome: _TypeAlias = MaterialOutcome  # noqa: Y015
 
 @_typing.final
 class Holder(_message.Message):
@@ -313,3 +342,121 @@ class ListSigningKeysResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSigningKeysResponse: _TypeAlias = ListSigningKeysResponse  # noqa: Y015
+
+@_typing.final
+class ResolveMaterialsRequest(_message.Message):
+    """Request for ResolveMaterials."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTER_CODE_FIELD_NUMBER: _builtins.int
+    APPLICANTS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    matter_code: _builtins.str
+    """The service matter (政务服务事项)."""
+    purpose: _builtins.str
+    """Use cause (事由), at most 200 characters."""
+    consent: _builtins.str
+    """Holder consent token (用证授权), where a resource requires one."""
+    request_id: _builtins.str
+    """Correlation id; material n is logged as `<request_id>/<n>`."""
+    @_builtins.property
+    def applicants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Holder]:
+        """The applicants: each material is fetched for the first applicant whose
+        holder id type fits its certificate type (e.g. a company for a licence).
+        """
+
+    def __init__(
+        self,
+        *,
+        matter_code: _builtins.str = ...,
+        applicants: _abc.Iterable[Global___Holder] | None = ...,
+        purpose: _builtins.str = ...,
+        consent: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicants", b"applicants", "consent", b"consent", "matter_code", b"matter_code", "purpose", b"purpose", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveMaterialsRequest: _TypeAlias = ResolveMaterialsRequest  # noqa: Y015
+
+@_typing.final
+class MaterialResult(_message.Message):
+    """The result for one required material."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATERIAL_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    material: _builtins.str
+    """Material name, e.g. 卖方身份证明."""
+    outcome: Global___MaterialOutcome.ValueType
+    """Outcome."""
+    reason: _builtins.str
+    """ErrorInfo-style reason when not SHARED, e.g. GRANT_REQUIRED or APPLICANT_SUBMITS."""
+    message: _builtins.str
+    """Human-readable explanation when not SHARED."""
+    source: _builtins.str
+    """Certificate type key or resource code the material comes from."""
+    @_builtins.property
+    def evidence(self) -> Global___Evidence:
+        """The evidence, when SHARED."""
+
+    def __init__(
+        self,
+        *,
+        material: _builtins.str = ...,
+        outcome: Global___MaterialOutcome.ValueType = ...,
+        evidence: Global___Evidence | None = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "material", b"material", "message", b"message", "outcome", b"outcome", "reason", b"reason", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaterialResult: _TypeAlias = MaterialResult  # noqa: Y015
+
+@_typing.final
+class ResolveMaterialsResponse(_message.Message):
+    """Response of ResolveMaterials."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTER_CODE_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    matter_code: _builtins.str
+    """The matter."""
+    request_id: _builtins.str
+    """Request id the gateway used."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaterialResult]:
+        """One result per required material, in the matter's order."""
+
+    def __init__(
+        self,
+        *,
+        matter_code: _builtins.str = ...,
+        results: _abc.Iterable[Global___MaterialResult] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matter_code", b"matter_code", "request_id", b"request_id", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveMaterialsResponse: _TypeAlias = ResolveMaterialsResponse  # noqa: Y015

@@ -46,6 +46,11 @@ class ExchangeServiceStub:
                 request_serializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.QueryRecordRequest.SerializeToString,
                 response_deserializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.Evidence.FromString,
                 _registered_method=True)
+        self.ResolveMaterials = channel.unary_unary(
+                '/govshare.exchange.v1.ExchangeService/ResolveMaterials',
+                request_serializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsRequest.SerializeToString,
+                response_deserializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsResponse.FromString,
+                _registered_method=True)
         self.VerifyEvidence = channel.unary_unary(
                 '/govshare.exchange.v1.ExchangeService/VerifyEvidence',
                 request_serializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.VerifyEvidenceRequest.SerializeToString,
@@ -78,6 +83,14 @@ class ExchangeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveMaterials(self, request, context):
+        """Resolves every required material of a matter for the applicants: what the
+        platform can share comes back as evidence, the rest as what to submit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifyEvidence(self, request, context):
         """Checks an evidence signature against the gateway's signing keys.
         """
@@ -104,6 +117,11 @@ def add_ExchangeServiceServicer_to_server(servicer, server):
                     servicer.QueryRecord,
                     request_deserializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.QueryRecordRequest.FromString,
                     response_serializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.Evidence.SerializeToString,
+            ),
+            'ResolveMaterials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveMaterials,
+                    request_deserializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsRequest.FromString,
+                    response_serializer=govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsResponse.SerializeToString,
             ),
             'VerifyEvidence': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyEvidence,
@@ -172,6 +190,33 @@ class ExchangeService:
             '/govshare.exchange.v1.ExchangeService/QueryRecord',
             govshare_dot_exchange_dot_v1_dot_exchange__pb2.QueryRecordRequest.SerializeToString,
             govshare_dot_exchange_dot_v1_dot_exchange__pb2.Evidence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveMaterials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govshare.exchange.v1.ExchangeService/ResolveMaterials',
+            govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsRequest.SerializeToString,
+            govshare_dot_exchange_dot_v1_dot_exchange__pb2.ResolveMaterialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

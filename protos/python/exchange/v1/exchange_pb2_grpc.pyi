@@ -41,6 +41,10 @@ class ExchangeServiceStub:
     """
     QueryRecord: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.QueryRecordRequest, _exchange_pb2.Evidence]
     """Queries a holder's record of a catalogue resource for named data items."""
+    ResolveMaterials: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.ResolveMaterialsRequest, _exchange_pb2.ResolveMaterialsResponse]
+    """Resolves every required material of a matter for the applicants: what the
+    platform can share comes back as evidence, the rest as what to submit.
+    """
     VerifyEvidence: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.VerifyEvidenceRequest, _exchange_pb2.VerifyEvidenceResponse]
     """Checks an evidence signature against the gateway's signing keys."""
     ListSigningKeys: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.ListSigningKeysRequest, _exchange_pb2.ListSigningKeysResponse]
@@ -59,6 +63,10 @@ class ExchangeServiceAsyncStub(ExchangeServiceStub):
     """
     QueryRecord: _aio.UnaryUnaryMultiCallable[_exchange_pb2.QueryRecordRequest, _exchange_pb2.Evidence]  # type: ignore[assignment]
     """Queries a holder's record of a catalogue resource for named data items."""
+    ResolveMaterials: _aio.UnaryUnaryMultiCallable[_exchange_pb2.ResolveMaterialsRequest, _exchange_pb2.ResolveMaterialsResponse]  # type: ignore[assignment]
+    """Resolves every required material of a matter for the applicants: what the
+    platform can share comes back as evidence, the rest as what to submit.
+    """
     VerifyEvidence: _aio.UnaryUnaryMultiCallable[_exchange_pb2.VerifyEvidenceRequest, _exchange_pb2.VerifyEvidenceResponse]  # type: ignore[assignment]
     """Checks an evidence signature against the gateway's signing keys."""
     ListSigningKeys: _aio.UnaryUnaryMultiCallable[_exchange_pb2.ListSigningKeysRequest, _exchange_pb2.ListSigningKeysResponse]  # type: ignore[assignment]
@@ -86,6 +94,16 @@ class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_exchange_pb2.Evidence, _abc.Awaitable[_exchange_pb2.Evidence]]:
         """Queries a holder's record of a catalogue resource for named data items."""
+
+    @_abc_1.abstractmethod
+    def ResolveMaterials(
+        self,
+        request: _exchange_pb2.ResolveMaterialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exchange_pb2.ResolveMaterialsResponse, _abc.Awaitable[_exchange_pb2.ResolveMaterialsResponse]]:
+        """Resolves every required material of a matter for the applicants: what the
+        platform can share comes back as evidence, the rest as what to submit.
+        """
 
     @_abc_1.abstractmethod
     def VerifyEvidence(
