@@ -72,6 +72,23 @@ def _caller(channel: grpc.aio.Channel, args: dict[str, Any]) -> Any:
             )
 
         return call
+    if method == "resolve_materials":
+        company: str = args["company"]
+
+        def call(i: int) -> Any:
+            return stub.ResolveMaterials(
+                exchange_pb2.ResolveMaterialsRequest(
+                    matter_code="330100-BDC-0003",
+                    applicants=[
+                        exchange_pb2.Holder(id_type="111", id=holders[i % len(holders)]),
+                        exchange_pb2.Holder(id_type="001", id=company),
+                    ],
+                    purpose="基准测试",
+                ),
+                timeout=10,
+            )
+
+        return call
     raise SystemExit(f"unknown method {method}")
 
 

@@ -45,7 +45,7 @@ def add_directory_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
 async def _open_store(config: GatewayConfig) -> SqlCatalogueStore:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlCatalogueStore(config.effective_catalogue_url)
+    store = config.open_catalogue_store()
     await store.create_schema()
     if await store.is_empty():
         # The same first-start seeding as the gateway, so both see one catalogue.

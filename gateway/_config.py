@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from govshare.directory import SqlCatalogueStore, WorkingCalendar
 
 from ._pki import DEFAULT_TRUST_DOMAIN
 
@@ -39,6 +40,11 @@ class GatewayConfig:
     audit_max_batch: int = 1024
     # How often a signed checkpoint is published when the log has grown; 0 = only on demand.
     checkpoint_interval_seconds: float = 10.0
+    # Sharing applications are due this many working days after they are made.
+    application_due_working_days: int = 10
+    # Public holidays (YYYY-MM-DD) and 调休 weekend working days, from local rules.
+    holidays: tuple[str, ...] = ()
+    extra_working_days: tuple[str, ...] = ()
     # How often the store's revision is polled for changes made elsewhere; 0 = never.
     directory_poll_seconds: float = 2.0
     # Origin line of the log's checkpoints; empty means "<trust_domain>/access-log".
@@ -53,6 +59,16 @@ class GatewayConfig:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    def open_catalogue_store(self) -> SqlCatalogueStore:
+        """The directory store with this deployment's working-day calendar."""
+        return SqlCatalogueStore(
+            self.effective_catalogue_url,
+            calendar=WorkingCalendar.from_iso(
+                holidays=self.holidays, extra_working_days=self.extra_working_days
+            ),
+            due_working_days=self.application_due_working_days,
+        )
 
     @property
     def log_origin(self) -> str:
@@ -104,8 +120,14 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     ):
         if name in coerced:
             coerced[name] = float(coerced[name])
-    if "audit_max_batch" in coerced:
-        coerced["audit_max_batch"] = int(coerced["audit_max_batch"])
+    for name in ("audit_max_batch", "application_due_working_days"):
+        if name in coerced:
+            coerced[name] = int(coerced[name])
+    for name in ("holidays", "extra_working_days"):
+        if name in coerced:
+            value = coerced[name]
+            items = value.split(",") if isinstance(value, str) else value
+            coerced[name] = tuple(str(day).strip() for day in items if str(day).strip())
     if "registries" in coerced:
         coerced["registries"] = {str(k): str(v) for k, v in dict(coerced["registries"]).items()}
     return coerced

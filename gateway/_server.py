@@ -87,7 +87,7 @@ class Gateway:
         pki = DevPki(config.pki_path, config.trust_domain)
         if not pki.exists():
             raise RuntimeError(f"no PKI in {config.pki_path}: run `govshare pki init` first")
-        self._store = SqlCatalogueStore(config.effective_catalogue_url)
+        self._store = config.open_catalogue_store()
         self._catalogue = await _load_catalogue(self._store, config)
         self.signer = load_or_create_signer(config.keys_dir, config.signing_algorithm)
         holder_ids = HolderIdProtector.load_or_create(config.keys_dir / "holder-hash.key")

@@ -4,6 +4,7 @@ a running gateway: roles, etags, pagination, and changes that take effect at onc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -373,3 +374,30 @@ class TestSnapshot:
                 break
             await asyncio.sleep(0.1)
         assert gateway.catalogue.resources["301001/00001"].state.value == "RETIRED"
+
+
+class TestConfiguredCalendar:
+    async def test_holidays_from_configuration_push_the_due_date(
+        self, simulators: dict[str, str], tmp_path: Path, pki: Pki
+    ) -> None:
+        """With the next three weeks configured as holidays, a 2-working-day application is due after them."""
+        today = dt.date.today()
+        holidays = tuple((today + dt.timedelta(days=n)).isoformat() for n in range(-1, 22))
+        config = GatewayConfig(
+            data_dir=tmp_path / "calendar",
+            pki_dir=pki.folder,
+            listen="127.0.0.1:0",
+            registries=simulators,
+            application_due_working_days=2,
+            holidays=holidays,
+        )
+        async with Gateway(config) as started:
+            gateway = RunningGateway(started, pki)
+            channel, housing = _directory(gateway, "housing")
+            async with channel:
+                applied = await housing.CreateSharingApplication(
+                    pb.CreateSharingApplicationRequest(sharing_application=_application())
+                )
+        due = dt.date.fromisoformat(applied.due_date)
+        assert due > today + dt.timedelta(days=21)
+        assert due <= today + dt.timedelta(days=21 + 5)
