@@ -3,12 +3,8 @@ validation, soft delete, matters, and what the gateway snapshot then serves."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from govshare.directory import (
@@ -30,7 +26,6 @@ from govshare.directory import (
     SqlCatalogueStore,
     classification_label,
     is_valid_classification_code,
-    load_builtin_catalogue,
     next_resource_code,
 )
 
@@ -41,34 +36,6 @@ NEW_DEPARTMENT = "91110108551385082Q"
 LICENCE = "105001/00001"
 IDENTITY = "101001/00001"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-async def _seed(path: Path) -> None:
-    seeded = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}")
-    try:
-        await seeded.create_schema()
-        await seeded.replace(load_builtin_catalogue())
-    finally:
-        await seeded.close()
-
-
-@pytest.fixture(scope="module")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file per module; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("seed") / "directory.db"
-    asyncio.run(_seed(path))
-    return path
-
-
-@pytest.fixture
-async def store(tmp_path: Path, seeded_file: Path) -> AsyncIterator[SqlCatalogueStore]:
-    path = tmp_path / "directory.db"
-    await asyncio.to_thread(shutil.copyfile, seeded_file, path)
-    opened = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}", clock=lambda: NOW)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def draft(code: str = "", **changes: object) -> Resource:

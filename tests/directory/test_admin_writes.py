@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,34 +30,6 @@ OTHER_ADMIN = "admin/night-shift"
 MARKET = "11330100002482101D"
 IDENTITY = "101001/00001"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-async def _seed(path: Path) -> None:
-    seeded = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}")
-    try:
-        await seeded.create_schema()
-        await seeded.replace(load_builtin_catalogue())
-    finally:
-        await seeded.close()
-
-
-@pytest.fixture(scope="module")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file per module; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("seed") / "directory.db"
-    asyncio.run(_seed(path))
-    return path
-
-
-@pytest.fixture
-async def store(tmp_path: Path, seeded_file: Path) -> AsyncIterator[SqlCatalogueStore]:
-    path = tmp_path / "directory.db"
-    await asyncio.to_thread(shutil.copyfile, seeded_file, path)
-    opened = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}", clock=lambda: NOW)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def renamed(store: SqlCatalogueStore, name: str, **kwargs: object) -> Department:

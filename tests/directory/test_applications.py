@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import itertools
@@ -59,23 +58,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock(MONDAY)
-
-
-async def _seed(path: Path) -> None:
-    seeded = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}")
-    try:
-        await seeded.create_schema()
-        await seeded.replace(load_builtin_catalogue())
-    finally:
-        await seeded.close()
-
-
-@pytest.fixture(scope="module")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file per module; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("seed") / "directory.db"
-    asyncio.run(_seed(path))
-    return path
 
 
 @pytest.fixture

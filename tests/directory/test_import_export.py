@@ -3,10 +3,8 @@ all or nothing, every bad row named by its line, idempotent."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,34 +34,6 @@ NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 
 def url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
-
-
-async def _seed(path: Path) -> None:
-    seeded = SqlCatalogueStore(url(path))
-    try:
-        await seeded.create_schema()
-        await seeded.replace(load_builtin_catalogue())
-    finally:
-        await seeded.close()
-
-
-@pytest.fixture(scope="module")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file per module; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("seed") / "directory.db"
-    asyncio.run(_seed(path))
-    return path
-
-
-@pytest.fixture
-async def store(tmp_path: Path, seeded_file: Path) -> AsyncIterator[SqlCatalogueStore]:
-    path = tmp_path / "directory.db"
-    await asyncio.to_thread(shutil.copyfile, seeded_file, path)
-    opened = SqlCatalogueStore(url(path), clock=lambda: NOW)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
