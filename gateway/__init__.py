@@ -54,6 +54,9 @@ from ._config import (
 from ._demo import (
     run_demo,
 )
+from ._directory_access import (
+    DirectoryAccess,
+)
 from ._directory_codec import (
     application_request_from_pb,
     application_to_pb,
@@ -169,6 +172,7 @@ __all__ = [
     "CheckpointError",
     "Decision",
     "DevPki",
+    "DirectoryAccess",
     "DirectoryServicer",
     "DirectorySync",
     "EvidenceSigner",

@@ -19,68 +19,28 @@ sees it; every refused write is written to the audit log.
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias, TypeVar
-
-import grpc
 from govshare.api.directory.v1 import directory_pb2 as pb
 from govshare.api.directory.v1 import directory_pb2_grpc
-from govshare.directory import (
-    AlreadyExists,
-    Catalogue,
-    DepartmentState,
-    DirectoryError,
-    EtagMismatch,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    SqlCatalogueStore,
-)
 
 from . import _directory_codec as codec
-from ._errors import GovshareError, Reason, rich_status, to_grpc_status
-from ._identity import Principal, Role, principal_from_auth_context
+from ._directory_access import (
+    _ADMIN,
+    _APPLY,
+    _DECIDE,
+    _OVERSEE,
+    Context,
+    DirectoryAccess,
+    _list_args,
+    _restrict,
+)
+from ._errors import GovshareError, Reason
+from ._identity import Principal
 
 __all__ = ["DirectoryServicer"]
 
-_T = TypeVar("_T")
-_READ = frozenset({Role.DEPARTMENT, Role.ADMIN, Role.AUDITOR})
-_ADMIN = frozenset({Role.ADMIN})
-_APPLY = frozenset({Role.DEPARTMENT})
-_DECIDE = frozenset({Role.DEPARTMENT, Role.ADMIN})
-_OVERSEE = frozenset({Role.ADMIN, Role.AUDITOR})
-_CODES: tuple[tuple[type[DirectoryError], grpc.StatusCode], ...] = (
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (EtagMismatch, grpc.StatusCode.ABORTED),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-)
 
-Denied: TypeAlias = Callable[[str, Principal | None, GovshareError, str], Awaitable[None]]
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-
-
-class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    """Role checks and translation; the directory room does the work."""
-
-    def __init__(
-        self,
-        *,
-        store: SqlCatalogueStore,
-        catalogue: Callable[[], Catalogue],
-        trust_domain: str,
-        on_change: Callable[[], Awaitable[None]],
-        on_denied: Denied,
-        today: Callable[[], _dt.date] = lambda: _dt.datetime.now(_dt.UTC).date(),
-    ) -> None:
-        self._store = store
-        self._catalogue = catalogue
-        self._trust_domain = trust_domain
-        self._on_change = on_change
-        self._on_denied = on_denied
-        self._today = today
+class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServicer):
+    """Each method: a role set, then one call into the directory room."""
 
     # --- departments ---------------------------------------------------------------
 
@@ -529,131 +489,3 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             )
 
         return await self._read(context, body, _OVERSEE)
-
-    # --- the common path -----------------------------------------------------------
-
-    async def _application_for(self, caller: Principal, name: str, *, allow_consumer: bool) -> Any:
-        """The application, if the caller may act on it; strangers learn nothing."""
-        application_id = codec.name_id(name, "sharingApplications")
-        if caller.role is not Role.DEPARTMENT:
-            return await self._store.get_application(application_id)
-        try:
-            found = await self._store.get_application(application_id)
-        except NotFound:
-            found = None
-        parties = (
-            set()
-            if found is None
-            else {found.provider, *([found.consumer] if allow_consumer else [])}
-        )
-        if caller.name not in parties:
-            raise GovshareError(
-                Reason.ROLE_REQUIRED,
-                "only the providing department or an administrator may do this",
-            )
-        return found
-
-    async def _grant_for(self, caller: Principal, name: str) -> Any:
-        grant_id = codec.name_id(name, "grants")
-        if caller.role is not Role.DEPARTMENT:
-            return await self._store.get_grant(grant_id)
-        try:
-            found = await self._store.get_grant(grant_id)
-        except NotFound:
-            found = None
-        resource = None if found is None else self._catalogue().resources.get(found.resource)
-        parties = (
-            set() if found is None else {found.consumer, resource.provider if resource else ""}
-        )
-        if caller.name not in parties:
-            raise GovshareError(
-                Reason.ROLE_REQUIRED, "only the grant's consumer or provider may see it"
-            )
-        return found
-
-    def _caller(self, context: Context, roles: frozenset[Role]) -> Principal:
-        caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
-        if caller.role is Role.DEPARTMENT:
-            department = self._catalogue().departments.get(caller.name)
-            if department is None:
-                raise GovshareError(
-                    Reason.CALLER_UNKNOWN, "the calling department is not registered"
-                )
-            if department.state is DepartmentState.SUSPENDED:
-                raise GovshareError(Reason.CALLER_SUSPENDED, "the calling department is suspended")
-        if caller.role not in roles:
-            wanted = " or ".join(sorted(r.value for r in roles))
-            raise GovshareError(
-                Reason.ROLE_REQUIRED, f"this method needs the role {wanted}", role=wanted
-            )
-        return caller
-
-    async def _read(
-        self,
-        context: Context,
-        body: Callable[[Principal], Awaitable[_T]],
-        roles: frozenset[Role] = _READ,
-    ) -> _T:
-        try:
-            return await body(self._caller(context, roles))
-        except GovshareError as error:
-            await _abort(context, to_grpc_status(error))
-        except DirectoryError as error:
-            await _abort(context, _directory_status(error))
-        raise AssertionError("unreachable: abort raises")
-
-    async def _write(
-        self,
-        context: Context,
-        method: str,
-        roles: frozenset[Role],
-        request_id: str,
-        body: Callable[[Principal], Awaitable[_T]],
-    ) -> _T:
-        caller: Principal | None = None
-        try:
-            caller = self._caller(context, roles)
-            result = await body(caller)
-        except GovshareError as error:
-            await self._on_denied(method, caller, error, request_id)
-            await _abort(context, to_grpc_status(error))
-        except DirectoryError as error:
-            await _abort(context, _directory_status(error))
-        else:
-            await self._on_change()
-            return result
-        raise AssertionError("unreachable: abort raises")
-
-
-def _list_args(request: Any, filter_text: str | None = None) -> dict[str, Any]:
-    return {
-        "filter": request.filter if filter_text is None else filter_text,
-        "order_by": request.order_by,
-        "page_size": request.page_size,
-        "page_token": request.page_token,
-    }
-
-
-def _restrict(caller: Principal, user_filter: str, own: str) -> str:
-    """Departments see only their own items: their filter AND the ownership clause."""
-    if caller.role is not Role.DEPARTMENT:
-        return user_filter
-    return f"({user_filter}) AND ({own})" if user_filter.strip() else f"({own})"
-
-
-# The directory room's generic reasons, renamed to the contract's (DESIGN.md).
-_REASON_ALIASES = {"NOT_FOUND": "RESOURCE_NOT_FOUND", "INVALID_ARGUMENT": "REQUEST_INVALID"}
-
-
-def _directory_status(error: DirectoryError) -> grpc.Status:
-    code = next(
-        (code for kind, code in _CODES if isinstance(error, kind)),
-        grpc.StatusCode.FAILED_PRECONDITION,
-    )
-    violations = error.violations if isinstance(error, InvalidArgument) else []
-    reason = _REASON_ALIASES.get(error.reason, error.reason)
-    return rich_status(code, reason, error.message, error.metadata, violations)
-
-
-async def _abort(context: Context, status: grpc.Status) -> None:
-    await context.abort(status.code, status.details, status.trailing_metadata)
