@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from govshare.gateway import run_with_event_loop
 
 from bench._child import announce, peak_rss_kib, pin_to
 
@@ -77,7 +78,9 @@ def main() -> None:
     args = json.loads(raw)
     pin_to(args.get("cpu"))
     runner = {"echo": _echo, "simulators": _simulators, "gateway": _gateway}[kind]
-    asyncio.run(runner(args))
+    # Every server runs on the loop the gateway uses in production, the echo too,
+    # so the ratio compares like with like.
+    run_with_event_loop(runner(args))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,10 @@ from ._identity import (
     Role,
     principal_from_auth_context,
 )
+from ._loop import (
+    EVENT_LOOPS,
+    run_with_event_loop,
+)
 from ._merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -159,6 +163,7 @@ __all__ = [
     "DIRECTORY_EVENT_METHOD",
     "EMPTY_ROOT",
     "ERROR_DOMAIN",
+    "EVENT_LOOPS",
     "HASH_SIZE",
     "SCHEMA_VERSION",
     "SIGNING_ALGORITHMS",
@@ -244,6 +249,7 @@ __all__ = [
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "run_demo",
+    "run_with_event_loop",
     "stored_checkpoints",
     "stored_verifier_key",
     "subtree_hash_from_nodes",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import logging
@@ -23,6 +22,7 @@ from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
 from ._cli_directory import add_directory_commands
 from ._config import GatewayConfig
 from ._evidence import verify_evidence
+from ._loop import run_with_event_loop
 from ._merkle import leaf_hash, verify_inclusion
 from ._merkle_store import SqliteNodeStore
 from ._pki import DEFAULT_TRUST_DOMAIN, DevPki
@@ -146,14 +146,14 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"govshare gateway listening on {gateway.address} (mTLS)", flush=True)
             await gateway.serve_until_signalled()
 
-    asyncio.run(run())
+    run_with_event_loop(run(), config.event_loop)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return asyncio.run(run_demo(args.data_dir, listen=args.listen, once=args.once))
+    return run_with_event_loop(run_demo(args.data_dir, listen=args.listen, once=args.once))
 
 
 def _evidence_verify(args: argparse.Namespace) -> int:

@@ -40,6 +40,8 @@ class GatewayConfig:
     audit_max_batch: int = 1024
     # How often a signed checkpoint is published when the log has grown; 0 = only on demand.
     checkpoint_interval_seconds: float = 10.0
+    # "uvloop" (when installed) or "asyncio".
+    event_loop: str = "uvloop"
     # Sharing applications are due this many working days after they are made.
     application_due_working_days: int = 10
     # Public holidays (YYYY-MM-DD) and 调休 weekend working days, from local rules.
