@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._appends import measure_appends
-from bench._tlog import measure_tlog
+from bench._tlog import build_log, measure_tlog
 
 _ROOT = Path(__file__).resolve().parent.parent
 _SERVER_CPU = 0
@@ -133,12 +133,18 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         stack.callback(simulators.stop)
         echo = _Child("echo", {**common, "cpu": _SERVER_CPU})
         stack.callback(echo.stop)
+        gateway_data = Path(folder) / "gateway"
+        if arguments.gateway_log_size:
+            gateway_data.mkdir()
+            seconds = build_log(gateway_data / "audit.db", arguments.gateway_log_size)
+            size = arguments.gateway_log_size
+            print(f"  gateway starts on a log of {size:,} entries ({seconds:.0f} s to build)")
         gateway = _Child(
             "gateway",
             {
                 **common,
                 "cpu": _SERVER_CPU,
-                "data_dir": str(Path(folder) / "gateway"),
+                "data_dir": str(gateway_data),
                 "registries": simulators.info["base_urls"],
             },
         )
@@ -194,6 +200,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "scenarios": medians,
         "ratios": ratios,
         "gateway_peak_rss_mib": round(peak / 1024, 1),
+        "gateway_log_entries_at_start": arguments.gateway_log_size,
         "audit_appends": appends,
         "transparency_log": tlog,
     }
@@ -229,7 +236,8 @@ def _markdown(report: dict[str, Any]) -> str:
     appends = report["audit_appends"]
     lines += [
         "",
-        f"Gateway peak RSS: {report['gateway_peak_rss_mib']} MiB.",
+        f"Gateway peak RSS: {report['gateway_peak_rss_mib']} MiB (log of "
+        f"{report['gateway_log_entries_at_start']:,} entries at start).",
         "",
         f"Audit log: {appends['appends_per_s']:.0f} durable appends/s "
         f"({appends['appends']} appends, 64 producers, "
@@ -261,6 +269,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--gateway-log-size",
+        type=int,
+        default=0,
+        help="start the gateway on an audit log of this many entries (peak RSS with a big log)",
+    )
     parser.add_argument(
         "--tlog-size",
         type=int,
