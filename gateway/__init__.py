@@ -157,6 +157,9 @@ from ._secrets import (
 from ._server import (
     Gateway,
 )
+from ._sqlite_batch import (
+    insert_rows,
+)
 
 __all__ = [
     "DEFAULT_TRUST_DOMAIN",
@@ -225,6 +228,7 @@ __all__ = [
     "grpc_code_of",
     "inclusion_proof",
     "inclusion_proof_ranges",
+    "insert_rows",
     "leaf_hash",
     "load_or_create_note_signer",
     "load_or_create_signer",

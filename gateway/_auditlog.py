@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, cast
 
-import rfc8785
-
 from ._checkpoint import Checkpoint, NoteSigner
+from ._evidence import canonical_json
 from ._merkle import EMPTY_ROOT, MerkleFrontier, leaf_hash
 from ._merkle_store import SqliteNodeStore
+from ._sqlite_batch import insert_rows
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -74,10 +74,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_INSERT: Final = (
-    f"INSERT INTO access_log (idx, leaf, leaf_hash, {', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (3 + len(_COLUMNS)))})"
-)
+_INSERT_COLUMNS: Final = ("idx", "leaf", "leaf_hash", *_COLUMNS)
 
 
 class AccessLogError(Exception):
@@ -256,7 +253,7 @@ class SqliteAccessLog:
         if loop is None:
             raise AccessLogError("access log is not open")
         # rfc8785 only accepts a real dict, not any Mapping.
-        leaf = rfc8785.dumps(cast("dict[str, Any]", dict(record)))
+        leaf = canonical_json(cast("dict[str, Any]", dict(record)))
         columns = tuple(_column_value(record.get(c)) for c in _COLUMNS)
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:
@@ -322,7 +319,7 @@ class SqliteAccessLog:
         ]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            insert_rows(conn, "access_log", _INSERT_COLUMNS, rows)
             self._nodes.add_leaf_hashes(start, hashes)
             conn.execute("COMMIT")
         except BaseException:

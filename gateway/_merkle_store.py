@@ -25,6 +25,7 @@ from ._merkle import (
     perfect_subtrees,
     subtree_hash_from_nodes,
 )
+from ._sqlite_batch import insert_rows
 
 __all__ = ["MemoryNodeStore", "NodeStore", "SqliteNodeStore"]
 
@@ -233,4 +234,4 @@ class SqliteNodeStore(NodeStore):
 
     def _write_nodes(self, rows: list[_Row]) -> None:
         # Plain INSERT: a node written twice means two writers, which must fail loudly.
-        self._conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+        insert_rows(self._conn, "merkle_nodes", ("level", "idx", "hash"), rows)
