@@ -25,6 +25,7 @@ Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
     PROVIDER_TIMEOUT       DEADLINE_EXCEEDED    the registry did not answer in time
     AUDIT_UNAVAILABLE      UNAVAILABLE          the access could not be logged durably
     INTERNAL_ERROR         INTERNAL             a defect; the message names the request id
+    CALL_CANCELLED         CANCELLED            the caller went away mid-call (logged only)
 
 DirectoryService also passes on the directory room's own, more specific reasons
 (directory/_errors.py): ETAG_MISMATCH (ABORTED), ALREADY_EXISTS,
@@ -79,6 +80,7 @@ class Reason(StrEnum):
     PROVIDER_TIMEOUT = "PROVIDER_TIMEOUT"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    CALL_CANCELLED = "CALL_CANCELLED"
 
 
 _CODES: dict[Reason, grpc.StatusCode] = {
@@ -102,6 +104,7 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.PROVIDER_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
     Reason.AUDIT_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.INTERNAL_ERROR: grpc.StatusCode.INTERNAL,
+    Reason.CALL_CANCELLED: grpc.StatusCode.CANCELLED,
 }
 
 

@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,6 +53,7 @@ __all__ = ["ExchangeServicer"]
 _log = logging.getLogger("govshare.access")
 _R = TypeVar("_R")
 _MAX_PURPOSE = 200
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 # Failures that say "not now" rather than "not for you": the material stays shareable.
 _TRANSIENT = frozenset(
     {Reason.PROVIDER_UNAVAILABLE, Reason.PROVIDER_TIMEOUT, Reason.AUDIT_UNAVAILABLE}
@@ -81,6 +83,7 @@ class _Access:
     fields_returned: Sequence[str] = ()
     grant_ids: Sequence[str] = ()
     evidence_digest: str = ""
+    logged: bool = False
 
     def record(self, outcome: str, reason: str, now: _dt.datetime) -> dict[str, Any]:
         return {
@@ -133,16 +136,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         request: exchange_pb2.GetCertificateRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.Evidence:
-        access = _Access(
-            "GetCertificate",
-            request.request_id or _new_request_id(),
-            request.matter_code,
-            request.purpose,
-        )
+        request_id, bad_request_id = _request_id(request.request_id)
+        access = _Access("GetCertificate", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.Evidence:
-            caller = self._identify(context, access)
             catalogue = self._catalogue()
+            caller = self._identify(context, access, catalogue)
+            if bad_request_id is not None:
+                raise bad_request_id
             _require(request.certificate_type, "certificate_type")
             ctype = catalogue.certificate_type(request.certificate_type)
             if ctype is None:
@@ -169,16 +170,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def QueryRecord(
         self, request: exchange_pb2.QueryRecordRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> exchange_pb2.Evidence:
-        access = _Access(
-            "QueryRecord",
-            request.request_id or _new_request_id(),
-            request.matter_code,
-            request.purpose,
-        )
+        request_id, bad_request_id = _request_id(request.request_id)
+        access = _Access("QueryRecord", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.Evidence:
-            caller = self._identify(context, access)
             catalogue = self._catalogue()
+            caller = self._identify(context, access, catalogue)
+            if bad_request_id is not None:
+                raise bad_request_id
             _require(request.resource_code, "resource_code")
             resource = self._resource(catalogue, request.resource_code, access)
             return await self._exchange(
@@ -189,7 +188,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 resource,
                 request.holder,
                 tuple(request.fields),
-                None,
+                _holder_id_type_of(catalogue, resource.code),
             )
 
         return await self._serve(context, access, body)
@@ -223,6 +222,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     ) -> _R:
         try:
             return await body()
+        except asyncio.CancelledError:
+            # The registry may already have been asked: the attempt must be in the log.
+            await asyncio.shield(self._log_cancellation(access))
+            raise
         except GovshareError as error:
             denial = error
         except Exception:
@@ -235,9 +238,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         await self._deny(context, access, denial)
         raise AssertionError("unreachable: abort raises")
 
-    def _identify(self, context: grpc.aio.ServicerContext[Any, Any], access: _Access) -> Principal:
+    def _identify(
+        self, context: grpc.aio.ServicerContext[Any, Any], access: _Access, catalogue: Catalogue
+    ) -> Principal:
+        """The caller, who must be a registered, active department: checked before any
+        lookup, so a stranger cannot learn what the catalogue holds."""
         caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
         access.consumer = caller.label
+        authorize_department(catalogue, caller)
         return caller
 
     def _resource(self, catalogue: Catalogue, code: str, access: _Access) -> Resource:
@@ -341,7 +349,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
 
     def _append(self, access: _Access, outcome: str, reason: str, now: _dt.datetime) -> Any:
         try:
-            return self._log.append(access.record(outcome, reason, now))
+            pending = self._log.append(access.record(outcome, reason, now))
+            access.logged = True
+            return pending
         except Exception:
             _log.exception("audit append failed request_id=%s", access.request_id)
             raise GovshareError(
@@ -363,6 +373,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         status = to_grpc_status(await self._log_denial(access, error))
         await context.abort(status.code, status.details, status.trailing_metadata)
 
+    async def _log_cancellation(self, access: _Access) -> None:
+        if not access.logged:
+            await self._log_denial(
+                access, GovshareError(Reason.CALL_CANCELLED, "the caller cancelled the call")
+            )
+
     async def _log_denial(self, access: _Access, error: GovshareError) -> GovshareError:
         """Write the DENIED record; returns AUDIT_UNAVAILABLE instead if that fails."""
         if error.reason is not Reason.AUDIT_UNAVAILABLE:
@@ -381,13 +397,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         request: exchange_pb2.ResolveMaterialsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.ResolveMaterialsResponse:
-        request_id = request.request_id or _new_request_id()
+        request_id, bad_request_id = _request_id(request.request_id)
         access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.ResolveMaterialsResponse:
-            caller = self._identify(context, access)
             catalogue = self._catalogue()
-            authorize_department(catalogue, caller)
+            caller = self._identify(context, access, catalogue)
+            if bad_request_id is not None:
+                raise bad_request_id
             _require(request.matter_code, "matter_code")
             _require(request.purpose, "purpose")
             if not request.applicants:
@@ -443,6 +460,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 resource_code, expected_id_type = ctype.resource, ctype.holder_id_type
             else:
                 resource_code = material.source_key
+                expected_id_type = _holder_id_type_of(catalogue, resource_code)
             resource = self._resource(catalogue, resource_code, access)
             holder = _applicant_for(request.applicants, expected_id_type)
             evidence = await self._exchange(
@@ -455,6 +473,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 material.data_items,
                 expected_id_type,
             )
+        except asyncio.CancelledError:
+            await asyncio.shield(self._log_cancellation(access))
+            raise
         except GovshareError as error:
             logged = await self._log_denial(access, error)
             result.outcome = (
@@ -484,6 +505,33 @@ def _applicant_for(
         f"no applicant has holder id type {id_type} for this material",
         expected_id_type=id_type,
     )
+
+
+def _holder_id_type_of(catalogue: Catalogue, resource_code: str) -> str | None:
+    """The holder id type of the certificate types a resource backs, if they agree."""
+    kinds = {
+        c.holder_id_type
+        for c in catalogue.certificate_types.values()
+        if c.resource == resource_code
+    }
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _request_id(given: str) -> tuple[str, GovshareError | None]:
+    """The id to log the call under, and the error if the caller's id is unusable.
+
+    It travels to registries as an HTTP header and into logs, so only a short,
+    plain alphabet is accepted; a bad one is logged under a fresh id.
+    """
+    if not given:
+        return _new_request_id(), None
+    if _REQUEST_ID.fullmatch(given) is None:
+        return _new_request_id(), GovshareError(
+            Reason.REQUEST_INVALID,
+            "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : / -",
+            field="request_id",
+        )
+    return given, None
 
 
 def _require(value: str, name: str) -> None:

@@ -1,0 +1,128 @@
+"""ExchangeService at its edges: strangers, odd request ids, wrong holder types,
+and callers that give up half way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import grpc
+import pytest
+from govshare.adapters.simulators import Population, SimulatorOptions, start_simulators
+from govshare.api.exchange.v1 import exchange_pb2
+from govshare.gateway import Gateway, GatewayConfig
+from support import Pki, RunningGateway, error_info
+
+_MATTER = "330100-BDC-0001"
+
+
+class TestPermissionBeforeExistence:
+    @pytest.mark.parametrize("certificate_type", ["identity_record", "no_such_type"])
+    async def test_an_unregistered_caller_learns_nothing_about_the_catalogue(
+        self, certificate_type: str, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A real and an invented certificate type both answer CALLER_UNKNOWN to a stranger."""
+        async with gateway.channel(gateway.pki.unregistered) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).GetCertificate(
+                    exchange_pb2.GetCertificateRequest(
+                        certificate_type=certificate_type,
+                        holder=exchange_pb2.Holder(
+                            id_type="111", id=population.persons[0].citizen_id
+                        ),
+                        matter_code=_MATTER,
+                        purpose="核验",
+                    ),
+                    timeout=10,
+                )
+        assert error_info(raised.value).reason == "CALLER_UNKNOWN"
+
+
+class TestRequestIds:
+    @pytest.mark.parametrize("request_id", ["a\r\nX-Evil: 1", "x" * 129, "空格 id"])
+    async def test_an_unusable_request_id_is_refused_and_logged(
+        self, request_id: str, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A request id that could not travel as a header or log field is REQUEST_INVALID, logged under a fresh id."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).GetCertificate(
+                    exchange_pb2.GetCertificateRequest(
+                        certificate_type="identity_record",
+                        holder=exchange_pb2.Holder(
+                            id_type="111", id=population.persons[0].citizen_id
+                        ),
+                        matter_code=_MATTER,
+                        purpose="核验",
+                        request_id=request_id,
+                    ),
+                    timeout=10,
+                )
+        info = error_info(raised.value)
+        assert (info.reason, info.metadata["field"]) == ("REQUEST_INVALID", "request_id")
+        record = json.loads(gateway.audit_rows()[-1]["leaf"])
+        assert record["reason"] == "REQUEST_INVALID"
+        assert record["request_id"] != request_id
+
+
+class TestHolderTypes:
+    async def test_a_company_id_for_a_personal_resource_is_refused_before_the_registry(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """QueryRecord on identity records with a USCC is HOLDER_ID_INVALID, not a registry miss."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).QueryRecord(
+                    exchange_pb2.QueryRecordRequest(
+                        resource_code="101001/00001",
+                        holder=exchange_pb2.Holder(
+                            id_type="001", id=population.active_company().uscc
+                        ),
+                        fields=["name"],
+                        matter_code=_MATTER,
+                        purpose="核验",
+                    ),
+                    timeout=10,
+                )
+        assert error_info(raised.value).reason == "HOLDER_ID_INVALID"
+
+
+class TestCancellation:
+    async def test_a_call_cancelled_while_the_registry_answers_is_still_logged(
+        self,
+        gateway_config: Callable[[dict[str, str]], GatewayConfig],
+        pki: Pki,
+        population: Population,
+    ) -> None:
+        """The registry was asked, so the cancelled attempt appears in the log as CALL_CANCELLED."""
+        async with (
+            await start_simulators(population, options=SimulatorOptions(latency=1.5)) as slow,
+            Gateway(gateway_config(dict(slow.base_urls))) as started,
+        ):
+            gw = RunningGateway(started, pki)
+            async with gw.channel(pki.land_registry) as channel:
+                call = gw.exchange(channel).GetCertificate(
+                    exchange_pb2.GetCertificateRequest(
+                        certificate_type="identity_record",
+                        holder=exchange_pb2.Holder(
+                            id_type="111", id=population.persons[0].citizen_id
+                        ),
+                        matter_code=_MATTER,
+                        purpose="核验",
+                        request_id="cancel-me",
+                    ),
+                    timeout=10,
+                )
+                await asyncio.sleep(0.4)
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+            for _ in range(50):
+                if gw.audit_rows():
+                    break
+                await asyncio.sleep(0.1)
+            rows = [json.loads(r["leaf"]) for r in gw.audit_rows()]
+        assert [(r["request_id"], r["outcome"], r["reason"]) for r in rows] == [
+            ("cancel-me", "DENIED", "CALL_CANCELLED")
+        ]
