@@ -19,8 +19,9 @@ from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 
 from ._auditlog import SignedCheckpoint
 from ._auditquery import AccessQuery, AuditReader, StoredRecord
+from ._decisions import DecisionRecorder
 from ._errors import GovshareError, Reason, to_grpc_status
-from ._holder import HolderIdProtector
+from ._holder import HolderIdProtector, mask_holder_id
 from ._identity import Principal, Role, principal_from_auth_context
 
 __all__ = ["AuditServicer", "ProofSource"]
@@ -53,11 +54,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def __init__(
         self,
         *,
+        decisions: DecisionRecorder,
         reader: AuditReader,
         proofs: ProofSource,
         holder_ids: HolderIdProtector,
         trust_domain: str,
     ) -> None:
+        self._decisions = decisions
         self._reader = reader
         self._proofs = proofs
         self._holder_ids = holder_ids
@@ -68,7 +71,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         request: audit_pb2.ListAccessRecordsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> audit_pb2.ListAccessRecordsResponse:
-        await self._require(context, Role.AUDITOR)
+        caller = await self._require(context, "ListAccessRecords", Role.AUDITOR)
         if request.holder_id and not request.holder_id_type:
             await _abort(context, Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
         query = AccessQuery(
@@ -91,6 +94,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         size = min(request.page_size or _DEFAULT_PAGE, _MAX_PAGE)
         after = await _decode_token(context, request.page_token, query)
         rows = await self._reader.search(query, after, size + 1)
+        if request.holder_id:
+            # Looking a person up in the log is itself an access to their data.
+            await self._decisions.record(
+                "AuditService.ListAccessRecords",
+                caller,
+                "ALLOWED",
+                holder_id_hash=self._holder_ids.hash(request.holder_id_type, request.holder_id),
+                holder_id_masked=mask_holder_id(request.holder_id),
+            )
         token = _encode_token(rows[size - 1].index, query) if len(rows) > size else ""
         return audit_pb2.ListAccessRecordsResponse(
             access_records=[_record(row) for row in rows[:size]], next_page_token=token
@@ -99,7 +111,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def GetCheckpoint(
         self, request: audit_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.Checkpoint:
-        await self._require(context, Role.AUDITOR)
+        await self._require(context, "GetCheckpoint", Role.AUDITOR)
         checkpoint = await self._proofs.checkpoint(refresh=request.refresh)
         return audit_pb2.Checkpoint(
             signed_note=checkpoint.note,
@@ -114,7 +126,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         request: audit_pb2.GetInclusionProofRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> audit_pb2.InclusionProof:
-        await self._require(context, Role.AUDITOR)
+        await self._require(context, "GetInclusionProof", Role.AUDITOR)
         size = await self._tree_size(context, request.tree_size)
         if request.WhichOneof("entry") == "leaf_hash":
             found = await self._reader.index_of_leaf_hash(request.leaf_hash)
@@ -146,7 +158,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         request: audit_pb2.GetConsistencyProofRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> audit_pb2.ConsistencyProof:
-        await self._require(context, Role.AUDITOR)
+        await self._require(context, "GetConsistencyProof", Role.AUDITOR)
         new_size = await self._tree_size(context, request.new_size)
         if not 1 <= request.old_size <= new_size:
             await _abort(context, Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
@@ -160,7 +172,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         request: audit_pb2.ExportAccessRecordsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[audit_pb2.ExportAccessRecordsResponse]:
-        await self._require(context, Role.AUDITOR)
+        await self._require(context, "ExportAccessRecords", Role.AUDITOR)
         end = await self._tree_size(context, request.end_index)
         if request.start_index < 0 or request.start_index > end:
             await _abort(context, Reason.REQUEST_INVALID, f"start_index must be in [0, {end}]")
@@ -177,7 +189,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def GetUsageStats(
         self, request: audit_pb2.GetUsageStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.GetUsageStatsResponse:
-        await self._require(context, Role.AUDITOR, Role.ADMIN)
+        await self._require(context, "GetUsageStats", Role.AUDITOR, Role.ADMIN)
         stats = await self._reader.usage_stats(
             AccessQuery(
                 start_time=_iso(request.start_time) if request.HasField("start_time") else "",
@@ -197,19 +209,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         )
 
     async def _require(
-        self, context: grpc.aio.ServicerContext[Any, Any], *roles: Role
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, *roles: Role
     ) -> Principal:
+        """The caller, if their role may call `method`; a refusal is logged."""
+        caller: Principal | None = None
         try:
             caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+            if caller.role not in roles:
+                wanted = " or ".join(r.value for r in roles)
+                raise GovshareError(Reason.ROLE_REQUIRED, f"this method needs the role {wanted}")
         except GovshareError as error:
+            await self._decisions.record_denial(f"AuditService.{method}", caller, error)
             await _abort_with(context, error)
             raise AssertionError("unreachable") from None
-        if caller.role not in roles:
-            await _abort(
-                context,
-                Reason.ROLE_REQUIRED,
-                f"this method needs the role {' or '.join(r.value for r in roles)}",
-            )
         return caller
 
     async def _tree_size(self, context: grpc.aio.ServicerContext[Any, Any], requested: int) -> int:

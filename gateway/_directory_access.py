@@ -104,8 +104,10 @@ class DirectoryAccess:
             )
         return found
 
-    def _caller(self, context: Context, roles: frozenset[Role]) -> Principal:
-        caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+    def _principal(self, context: Context) -> Principal:
+        return principal_from_auth_context(context.auth_context(), self._trust_domain)
+
+    def _check(self, caller: Principal, roles: frozenset[Role]) -> None:
         if caller.role is Role.DEPARTMENT:
             department = self._catalogue().departments.get(caller.name)
             if department is None:
@@ -119,21 +121,15 @@ class DirectoryAccess:
             raise GovshareError(
                 Reason.ROLE_REQUIRED, f"this method needs the role {wanted}", role=wanted
             )
-        return caller
 
     async def _read(
         self,
         context: Context,
+        method: str,
         body: Callable[[Principal], Awaitable[_T]],
         roles: frozenset[Role] = _READ,
     ) -> _T:
-        try:
-            return await body(self._caller(context, roles))
-        except GovshareError as error:
-            await _abort(context, to_grpc_status(error))
-        except DirectoryError as error:
-            await _abort(context, _directory_status(error))
-        raise AssertionError("unreachable: abort raises")
+        return await self._call(context, method, roles, "", body, writes=False)
 
     async def _write(
         self,
@@ -143,17 +139,32 @@ class DirectoryAccess:
         request_id: str,
         body: Callable[[Principal], Awaitable[_T]],
     ) -> _T:
+        return await self._call(context, method, roles, request_id, body, writes=True)
+
+    async def _call(
+        self,
+        context: Context,
+        method: str,
+        roles: frozenset[Role],
+        request_id: str,
+        body: Callable[[Principal], Awaitable[_T]],
+        *,
+        writes: bool,
+    ) -> _T:
+        """Identify, check, run; every refusal is logged with whoever was calling."""
         caller: Principal | None = None
         try:
-            caller = self._caller(context, roles)
+            caller = self._principal(context)
+            self._check(caller, roles)
             result = await body(caller)
         except GovshareError as error:
-            await self._on_denied(method, caller, error, request_id)
+            await self._on_denied(f"DirectoryService.{method}", caller, error, request_id)
             await _abort(context, to_grpc_status(error))
         except DirectoryError as error:
             await _abort(context, _directory_status(error))
         else:
-            await self._on_change()
+            if writes:
+                await self._on_change()
             return result
         raise AssertionError("unreachable: abort raises")
 

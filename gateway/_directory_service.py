@@ -57,7 +57,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListDepartments", body)
 
     async def GetDepartment(
         self, request: pb.GetDepartmentRequest, context: Context
@@ -66,7 +66,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
             uscc = codec.name_id(request.name, "departments")
             return codec.department_to_pb(await self._store.get_department(uscc))
 
-        return await self._read(context, body)
+        return await self._read(context, "GetDepartment", body)
 
     async def CreateDepartment(
         self, request: pb.CreateDepartmentRequest, context: Context
@@ -125,7 +125,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListResources", body)
 
     async def GetResource(self, request: pb.GetResourceRequest, context: Context) -> pb.Resource:
         async def body(_: Principal) -> pb.Resource:
@@ -133,7 +133,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 await self._store.get_resource(codec.name_id(request.name, "resources"))
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "GetResource", body)
 
     async def CreateResource(
         self, request: pb.CreateResourceRequest, context: Context
@@ -222,7 +222,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListCertificateTypes", body)
 
     async def GetCertificateType(
         self, request: pb.GetCertificateTypeRequest, context: Context
@@ -233,7 +233,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
             )
             return codec.certificate_type_to_pb(found, self._catalogue())
 
-        return await self._read(context, body)
+        return await self._read(context, "GetCertificateType", body)
 
     async def CreateCertificateType(
         self, request: pb.CreateCertificateTypeRequest, context: Context
@@ -292,7 +292,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListMatters", body)
 
     async def GetMatter(self, request: pb.GetMatterRequest, context: Context) -> pb.Matter:
         async def body(_: Principal) -> pb.Matter:
@@ -300,7 +300,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 await self._store.get_matter(codec.name_id(request.name, "matters"))
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "GetMatter", body)
 
     async def CreateMatter(self, request: pb.CreateMatterRequest, context: Context) -> pb.Matter:
         async def body(caller: Principal) -> pb.Matter:
@@ -368,7 +368,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
             found = await self._application_for(caller, request.name, allow_consumer=True)
             return codec.application_to_pb(found, self._today())
 
-        return await self._read(context, body)
+        return await self._read(context, "GetSharingApplication", body)
 
     async def ListSharingApplications(
         self, request: pb.ListSharingApplicationsRequest, context: Context
@@ -385,7 +385,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListSharingApplications", body)
 
     async def ApproveSharingApplication(
         self, request: pb.ApproveSharingApplicationRequest, context: Context
@@ -456,13 +456,13 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body)
+        return await self._read(context, "ListGrants", body)
 
     async def GetGrant(self, request: pb.GetGrantRequest, context: Context) -> pb.Grant:
         async def body(caller: Principal) -> pb.Grant:
             return codec.grant_to_pb(await self._grant_for(caller, request.name))
 
-        return await self._read(context, body)
+        return await self._read(context, "GetGrant", body)
 
     async def RevokeGrant(self, request: pb.RevokeGrantRequest, context: Context) -> pb.Grant:
         async def body(caller: Principal) -> pb.Grant:
@@ -488,4 +488,4 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
                 total_size=page.total_size,
             )
 
-        return await self._read(context, body, _OVERSEE)
+        return await self._read(context, "ListDirectoryEvents", body, _OVERSEE)

@@ -21,10 +21,8 @@ from typing import Any
 
 from govshare.directory import Catalogue, DirectoryEvent, SqlCatalogueStore
 
-from ._auditlog import AccessLogError, SqliteAccessLog
+from ._auditlog import SqliteAccessLog
 from ._auditquery import AuditReader
-from ._errors import GovshareError
-from ._identity import Principal
 
 __all__ = ["DIRECTORY_EVENT_METHOD", "DirectorySync"]
 
@@ -69,7 +67,14 @@ class DirectorySync:
             self._task = None
 
     async def refresh(self) -> None:
-        """Load a new snapshot if the store changed, and log the new events."""
+        """Load a new snapshot if the store changed, and log the new events.
+
+        Shielded: a caller whose deadline passes mid-refresh must not leave the
+        snapshot or the forwarding half done.
+        """
+        await asyncio.shield(self._refresh())
+
+    async def _refresh(self) -> None:
         async with self._lock:
             revision = await self._store.revision()
             if revision != self._revision:
@@ -77,29 +82,16 @@ class DirectorySync:
                 self._revision = revision
             await self._forward_events()
 
-    async def record_denial(
-        self, method: str, caller: Principal | None, error: GovshareError, request_id: str
-    ) -> None:
-        """A refused directory write is an access decision too: log it."""
-        record = {
-            "time": _now(),
-            "method": f"DirectoryService.{method}",
-            "request_id": request_id,
-            "consumer": caller.label if caller is not None else "",
-            "outcome": "DENIED",
-            "reason": error.reason.value,
-        }
-        with contextlib.suppress(AccessLogError):
-            await self._log.append(record).wait()
-
     async def _forward_events(self) -> None:
         while True:
             events = await self._store.events_after(self._forwarded, limit=500)
             if not events:
                 return
             pending = [self._log.append(_event_record(e)) for e in events]
-            await asyncio.gather(*(p.wait() for p in pending))
+            # Queued appends commit in order or fail the log, so they count as
+            # forwarded now: a cancelled wait below must not send them twice.
             self._forwarded = events[-1].seq
+            await asyncio.gather(*(p.wait() for p in pending))
 
     async def _watch(self) -> None:
         since_expiry = 0.0
@@ -146,7 +138,3 @@ def _plain(document: Any) -> Any:
     if document is None or isinstance(document, str | bool | int):
         return document
     return str(document)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

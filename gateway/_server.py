@@ -29,6 +29,7 @@ from ._auditlog import AccessLogError, SqliteAccessLog
 from ._auditquery import AuditReader, LogProofs
 from ._checkpoint import load_or_create_note_signer
 from ._config import GatewayConfig
+from ._decisions import DecisionRecorder
 from ._directory_service import DirectoryServicer
 from ._directory_sync import DirectorySync
 from ._evidence import EvidenceSigner, load_or_create_signer
@@ -120,6 +121,7 @@ class Gateway:
             ),
             server,
         )
+        decisions = DecisionRecorder(self._access_log)
         self._sync = DirectorySync(
             store=self._store,
             access_log=self._access_log,
@@ -134,12 +136,13 @@ class Gateway:
                 catalogue=lambda: self.catalogue,
                 trust_domain=config.trust_domain,
                 on_change=self._sync.refresh,
-                on_denied=self._sync.record_denial,
+                on_denied=decisions.record_denial,
             ),
             server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(
+                decisions=decisions,
                 reader=self._audit_reader,
                 proofs=LogProofs(self._access_log, self._audit_reader),
                 holder_ids=holder_ids,

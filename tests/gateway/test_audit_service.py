@@ -193,3 +193,30 @@ class TestExport:
         assert [bytes(gateway.audit_entry(i)["leaf"]) for i in range(size)] == [
             e.leaf for e in whole
         ]
+
+
+class TestDecisionsAboutTheLogAreLogged:
+    async def test_refusals_name_the_caller_and_holder_searches_are_recorded(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A department reading the log and an auditor looking up a holder both leave entries."""
+        holder = population.persons[2].citizen_id
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest()
+                )
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                audit_pb2.ListAccessRecordsRequest(holder_id_type="111", holder_id=holder)
+            )
+        records = [json.loads(r["leaf"]) for r in gateway.audit_rows()]
+        refused, searched = records[-2], records[-1]
+        assert (refused["method"], refused["consumer"], refused["reason"]) == (
+            "AuditService.ListAccessRecords",
+            LAND_REGISTRY,
+            "ROLE_REQUIRED",
+        )
+        assert (searched["consumer"], searched["outcome"]) == ("auditor/audit-office", "ALLOWED")
+        assert searched["holder_id_masked"] == holder[:4] + "*" * 10 + holder[-4:]
+        assert holder not in json.dumps(records)

@@ -176,7 +176,10 @@ class TestCatalogueAdministration:
             for r in gateway.audit_rows()
             if r["method"] == "DirectoryService.PublishResource"
         ]
-        assert [d["reason"] for d in logged] == ["ROLE_REQUIRED", "ROLE_REQUIRED"]
+        assert [(d["consumer"], d["reason"]) for d in logged] == [
+            (LAND_REGISTRY, "ROLE_REQUIRED"),
+            ("auditor/audit-office", "ROLE_REQUIRED"),
+        ]
 
     async def test_create_publish_and_a_stale_etag(self, gateway: RunningGateway) -> None:
         """A generated code, DRAFT -> PUBLISHED, and an update with an old etag is ABORTED."""
