@@ -239,11 +239,21 @@ def _compare(name: str, field: FilterField[_T], op: str, text: str) -> Predicate
     return ordered
 
 
+# Generous for people, small enough that parsing stays cheap and shallow.
+MAX_FILTER_LENGTH = 2000
+
+
 def parse_filter(text: str, fields: Mapping[str, FilterField[_T]]) -> Predicate[_T]:
     """Compile `text` into a predicate; an empty filter matches everything."""
     if not text.strip():
         return lambda item: True
-    return _Parser(text, fields).parse()
+    if len(text) > MAX_FILTER_LENGTH:
+        raise _bad(f"longer than {MAX_FILTER_LENGTH} characters", "filter")
+    try:
+        return _Parser(text, fields).parse()
+    except RecursionError:
+        # Thousands of nested NOTs or parentheses: refuse rather than crash.
+        raise _bad("nested too deeply", "filter") from None
 
 
 def parse_order_by(text: str, fields: Mapping[str, FilterField[Any]]) -> list[tuple[str, bool]]:

@@ -51,6 +51,9 @@ from ._client import (
 from ._config import (
     GatewayConfig,
 )
+from ._decisions import (
+    DecisionRecorder,
+)
 from ._demo import (
     run_demo,
 )
@@ -179,6 +182,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Decision",
+    "DecisionRecorder",
     "DevPki",
     "DirectoryAccess",
     "DirectoryServicer",

@@ -85,8 +85,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             ),
             matter_code=request.matter_code,
             outcome=_OUTCOMES.get(request.outcome, ""),
-            start_time=_iso(request.start_time) if request.HasField("start_time") else "",
-            end_time=_iso(request.end_time) if request.HasField("end_time") else "",
+            start_time=await _time(context, request, "start_time"),
+            end_time=await _time(context, request, "end_time"),
             include_directory_events=request.include_directory_events,
         )
         if request.page_size < 0:
@@ -192,8 +192,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         await self._require(context, "GetUsageStats", Role.AUDITOR, Role.ADMIN)
         stats = await self._reader.usage_stats(
             AccessQuery(
-                start_time=_iso(request.start_time) if request.HasField("start_time") else "",
-                end_time=_iso(request.end_time) if request.HasField("end_time") else "",
+                start_time=await _time(context, request, "start_time"),
+                end_time=await _time(context, request, "end_time"),
             )
         )
         return audit_pb2.GetUsageStatsResponse(
@@ -246,8 +246,16 @@ async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], error: Govsha
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-def _iso(timestamp: timestamp_pb2.Timestamp) -> str:
-    moment = timestamp.ToDatetime(tzinfo=_dt.UTC)
+async def _time(context: grpc.aio.ServicerContext[Any, Any], request: Any, field: str) -> str:
+    """An optional timestamp field as ISO 8601 UTC text; a bad one is REQUEST_INVALID."""
+    if not request.HasField(field):
+        return ""
+    timestamp: timestamp_pb2.Timestamp = getattr(request, field)
+    try:
+        moment = timestamp.ToDatetime(tzinfo=_dt.UTC)
+    except (ValueError, OverflowError):
+        await _abort(context, Reason.REQUEST_INVALID, f"{field} is not a valid time")
+        raise AssertionError("unreachable") from None
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -269,8 +277,11 @@ async def _decode_token(
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
         if decoded["q"] != _token_key(query):
             raise ValueError("token for other filters")
-        return int(decoded["after"])
-    except (ValueError, KeyError, TypeError):
+        after = int(decoded["after"])
+        if not -1 <= after < 2**62:
+            raise ValueError("index out of range")
+        return after
+    except (ValueError, KeyError, TypeError, OverflowError):
         await _abort(context, Reason.REQUEST_INVALID, "page_token is not valid for these filters")
         raise AssertionError("unreachable") from None
 

@@ -172,6 +172,15 @@ def _evidence_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    try:
+        return _audit_verify_checked(args)
+    except (ValueError, CheckpointError) as error:
+        # A mistyped key or a mangled file is the auditor's input, not a crash.
+        print(f"INVALID: {error}")
+        return 2
+
+
+def _audit_verify_checked(args: argparse.Namespace) -> int:
     if args.proof is not None:
         return _verify_proof_file(args.proof, args.key)
     extra = json.loads(args.checkpoints.read_text("utf-8")) if args.checkpoints else []
@@ -199,6 +208,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_prove(args: argparse.Namespace) -> int:
+    try:
+        return _audit_prove_checked(args)
+    except (ValueError, CheckpointError) as error:
+        print(f"cannot prove: {error}", file=sys.stderr)
+        return 1
+
+
+def _audit_prove_checked(args: argparse.Namespace) -> int:
     if not args.db.exists():
         print(f"no audit log at {args.db}", file=sys.stderr)
         return 2

@@ -165,7 +165,7 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
         header = _peek_header(token)
         kid = str(header.get("kid", ""))
         keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
-    except (ValueError, KeyError, TypeError, JoseError):
+    except (ValueError, KeyError, TypeError, RecursionError, JoseError):
         return EvidenceVerification(False, "MALFORMED")
     index = header.get("gsidx")
     request_id = str(header.get("gsreq", ""))
@@ -178,7 +178,7 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
         return EvidenceVerification(False, "SIGNATURE_INVALID", kid, log_index, request_id)
     try:
         payload = json.loads(verified.payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return EvidenceVerification(False, "MALFORMED", kid, log_index, request_id)
     return EvidenceVerification(True, "", kid, log_index, request_id, payload)
 

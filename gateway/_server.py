@@ -83,6 +83,15 @@ class Gateway:
         await self.stop()
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # Whatever was opened before the failure (log writer, watcher, store,
+            # sessions) is closed again, so a failed start leaves nothing running.
+            await self.stop(grace=0)
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         pki = DevPki(config.pki_path, config.trust_domain)
