@@ -113,6 +113,9 @@ from ._identity import (
     Role,
     principal_from_auth_context,
 )
+from ._interceptors import (
+    UndecodableRequests,
+)
 from ._loop import (
     EVENT_LOOPS,
     run_with_event_loop,
@@ -212,6 +215,7 @@ __all__ = [
     "SqliteAccessLog",
     "SqliteNodeStore",
     "StoredRecord",
+    "UndecodableRequests",
     "UsageStats",
     "add_directory_commands",
     "application_request_from_pb",

@@ -35,6 +35,7 @@ from ._directory_sync import DirectorySync
 from ._evidence import EvidenceSigner, load_or_create_signer
 from ._exchange import ExchangeServicer
 from ._holder import HolderIdProtector
+from ._interceptors import UndecodableRequests
 from ._pki import DevPki
 from ._registry import AdapterRouter
 
@@ -117,7 +118,11 @@ class Gateway:
             if self._extra_adapters is not None
             else AdapterRouter.from_registries(config.registries)
         )
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        decisions = DecisionRecorder(self._access_log)
+        server = grpc.aio.server(
+            interceptors=[UndecodableRequests(decisions, config.trust_domain)],
+            options=[("grpc.so_reuseport", 0)],
+        )
         exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
             ExchangeServicer(
                 catalogue=lambda: self.catalogue,
@@ -130,7 +135,6 @@ class Gateway:
             ),
             server,
         )
-        decisions = DecisionRecorder(self._access_log)
         self._sync = DirectorySync(
             store=self._store,
             access_log=self._access_log,

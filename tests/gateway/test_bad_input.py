@@ -102,3 +102,22 @@ class TestAuditCommandInput:
         )
         assert main(["audit", "verify", "--proof", str(proof), "--key", "garbage"]) == 2
         assert "INVALID" in capsys.readouterr().out
+
+
+class TestUndecodableRequests:
+    async def test_invalid_utf8_is_request_invalid_and_logged(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A string field with invalid UTF-8 is INVALID_ARGUMENT / REQUEST_INVALID, not UNKNOWN."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            raw = channel.unary_unary("/govshare.exchange.v1.ExchangeService/GetCertificate")
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await raw(b"\x0a\x01\xff", timeout=10)  # field 1 (certificate_type) = 0xFF
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == "REQUEST_INVALID"
+        record = json.loads(gateway.audit_rows()[-1]["leaf"])
+        assert (record["method"], record["consumer"], record["reason"]) == (
+            "ExchangeService.GetCertificate",
+            "11330100002482106W",
+            "REQUEST_INVALID",
+        )
