@@ -99,7 +99,9 @@ class GetCertificateRequest(_message.Message):
     consent: _builtins.str
     """Holder consent token (用证授权), where the resource requires one."""
     request_id: _builtins.str
-    """Idempotency and correlation id; generated when empty."""
+    """Correlation id (1-128 of A-Z a-z 0-9 . _ : / -), logged and sent to the
+    registry; generated when empty. Not an idempotency key: a repeat is a new access.
+    """
     @_builtins.property
     def holder(self) -> Global___Holder:
         """The holder."""
@@ -144,7 +146,9 @@ class QueryRecordRequest(_message.Message):
     consent: _builtins.str
     """Holder consent token (用证授权), where the resource requires one."""
     request_id: _builtins.str
-    """Idempotency and correlation id; generated when empty."""
+    """Correlation id (1-128 of A-Z a-z 0-9 . _ : / -), logged and sent to the
+    registry; generated when empty. Not an idempotency key: a repeat is a new access.
+    """
     @_builtins.property
     def holder(self) -> Global___Holder:
         """The holder."""
