@@ -48,6 +48,10 @@ from ._client import (
     client_credentials,
     open_channel,
 )
+from ._clock import (
+    utc_now,
+    utc_text,
+)
 from ._config import (
     GatewayConfig,
 )
@@ -152,6 +156,7 @@ from ._pki import (
 from ._policy import (
     Decision,
     authorize_department,
+    check_registered,
     decide,
 )
 from ._registry import (
@@ -224,6 +229,7 @@ __all__ = [
     "canonical_json",
     "certificate_type_from_pb",
     "certificate_type_to_pb",
+    "check_registered",
     "client_credentials",
     "consistency_proof",
     "consistency_proof_ranges",
@@ -266,6 +272,8 @@ __all__ = [
     "stored_verifier_key",
     "subtree_hash_from_nodes",
     "to_grpc_status",
+    "utc_now",
+    "utc_text",
     "verify_consistency",
     "verify_entries",
     "verify_evidence",

@@ -19,6 +19,7 @@ from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 
 from ._auditlog import SignedCheckpoint
 from ._auditquery import AccessQuery, AuditReader, StoredRecord
+from ._clock import utc_text
 from ._decisions import DecisionRecorder
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._holder import HolderIdProtector, mask_holder_id
@@ -256,7 +257,7 @@ async def _time(context: grpc.aio.ServicerContext[Any, Any], request: Any, field
     except (ValueError, OverflowError):
         await _abort(context, Reason.REQUEST_INVALID, f"{field} is not a valid time")
         raise AssertionError("unreachable") from None
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utc_text(moment)
 
 
 def _token_key(query: AccessQuery) -> str:

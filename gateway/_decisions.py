@@ -4,10 +4,10 @@ were refused, and auditors' searches by holder — written to the same log."""
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 from typing import Any
 
 from ._auditlog import AccessLogError, SqliteAccessLog
+from ._clock import utc_now, utc_text
 from ._errors import GovshareError
 from ._identity import Principal
 
@@ -35,9 +35,7 @@ class DecisionRecorder:
         **fields: Any,
     ) -> None:
         record = {
-            "time": _dt.datetime.now(_dt.UTC)
-            .isoformat(timespec="microseconds")
-            .replace("+00:00", "Z"),
+            "time": utc_text(utc_now()),
             "method": method,
             "request_id": request_id,
             "consumer": caller.label if caller is not None else "",

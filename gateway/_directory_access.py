@@ -12,7 +12,6 @@ import grpc
 from govshare.directory import (
     AlreadyExists,
     Catalogue,
-    DepartmentState,
     DirectoryError,
     EtagMismatch,
     FailedPrecondition,
@@ -24,6 +23,7 @@ from govshare.directory import (
 from . import _directory_codec as codec
 from ._errors import GovshareError, Reason, rich_status, to_grpc_status
 from ._identity import Principal, Role, principal_from_auth_context
+from ._policy import check_registered
 
 __all__ = ["DirectoryAccess"]
 
@@ -108,14 +108,7 @@ class DirectoryAccess:
         return principal_from_auth_context(context.auth_context(), self._trust_domain)
 
     def _check(self, caller: Principal, roles: frozenset[Role]) -> None:
-        if caller.role is Role.DEPARTMENT:
-            department = self._catalogue().departments.get(caller.name)
-            if department is None:
-                raise GovshareError(
-                    Reason.CALLER_UNKNOWN, "the calling department is not registered"
-                )
-            if department.state is DepartmentState.SUSPENDED:
-                raise GovshareError(Reason.CALLER_SUSPENDED, "the calling department is suspended")
+        check_registered(self._catalogue(), caller)
         if caller.role not in roles:
             wanted = " or ".join(sorted(r.value for r in roles))
             raise GovshareError(

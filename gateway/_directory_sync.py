@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as _dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from govshare.directory import Catalogue, DirectoryEvent, SqlCatalogueStore
 
 from ._auditlog import SqliteAccessLog
 from ._auditquery import AuditReader
+from ._clock import utc_text
 
 __all__ = ["DIRECTORY_EVENT_METHOD", "DirectorySync"]
 
@@ -110,9 +110,7 @@ class DirectorySync:
 
 def _event_record(event: DirectoryEvent) -> dict[str, Any]:
     return {
-        "time": event.time.astimezone(_dt.UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z"),
+        "time": utc_text(event.time),
         "method": DIRECTORY_EVENT_METHOD,
         "request_id": event.request_id,
         "consumer": event.actor,

@@ -36,6 +36,7 @@ from govshare.directory import (
     is_valid_holder_id,
 )
 
+from ._clock import utc_now, utc_text
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._evidence import canonical_json, verify_evidence
 from ._holder import mask_holder_id
@@ -87,7 +88,7 @@ class _Access:
 
     def record(self, outcome: str, reason: str, now: _dt.datetime) -> dict[str, Any]:
         return {
-            "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "time": utc_text(now),
             "method": self.method,
             "request_id": self.request_id,
             "consumer": self.consumer,
@@ -120,7 +121,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         holder_ids: HolderIdProtector,
         trust_domain: str,
         default_timeout: float,
-        clock: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+        clock: Callable[[], _dt.datetime] = utc_now,
     ) -> None:
         self._catalogue = catalogue
         self._adapters = adapters
@@ -566,7 +567,7 @@ def _evidence_record(
     return {
         "type": _EVIDENCE_RECORD_TYPE,
         "request_id": access.request_id,
-        "issued_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "issued_at": utc_text(now, "seconds"),
         "consumer": access.consumer,
         "provider": access.provider,
         "resource_code": decision.resource.code,

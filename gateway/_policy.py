@@ -12,7 +12,7 @@ from govshare.directory import Catalogue, DepartmentState, Resource, ResourceSta
 from ._errors import GovshareError, Reason
 from ._identity import Principal, Role
 
-__all__ = ["Decision", "authorize_department", "decide"]
+__all__ = ["Decision", "authorize_department", "check_registered", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,13 @@ def authorize_department(catalogue: Catalogue, caller: Principal) -> None:
     """Only a registered, active department may exchange data."""
     if caller.role is not Role.DEPARTMENT:
         raise GovshareError(Reason.ROLE_REQUIRED, "only departments may exchange data", role="dept")
+    check_registered(catalogue, caller)
+
+
+def check_registered(catalogue: Catalogue, caller: Principal) -> None:
+    """A department caller must be in the directory and not suspended; others pass."""
+    if caller.role is not Role.DEPARTMENT:
+        return
     department = catalogue.departments.get(caller.name)
     if department is None:
         raise GovshareError(Reason.CALLER_UNKNOWN, "the calling department is not registered")
