@@ -16,8 +16,21 @@ from govshare.gateway import (
     load_or_create_signer,
     verify_evidence,
 )
+from joserfc import jws
+from joserfc.jwk import ECKey, KeySet, OKPKey
+from joserfc.registry import HeaderParameter
 
 RECORD = {"resource": "101001/00001", "fields": {"name": "张三", "sex": "男"}, "version": 1}
+
+
+# An independent registry, not the gateway's: the tests must not share its setup.
+REGISTRY = jws.JWSRegistry(
+    header_registry={
+        name: HeaderParameter(name, "str" if name == "gsreq" else "int")
+        for name in ("gsreq", "gsidx", "iat")
+    },
+    algorithms=list(SIGNING_ALGORITHMS),
+)
 
 
 def b64decode(segment: str) -> bytes:
@@ -46,6 +59,31 @@ def sign(signer: EvidenceSigner, record: Any = RECORD) -> str:
 
 
 class TestSignAndVerify:
+    def test_ed25519_token_is_byte_identical_to_joserfc(self, tmp_path: Path) -> None:
+        """The direct signing path writes exactly the compact JWS joserfc writes
+        (Ed25519 signatures are deterministic, so any difference would show)."""
+        signer = load_or_create_signer(tmp_path, "Ed25519")
+        key = OKPKey.import_key((tmp_path / "evidence-signing-ed25519.pem").read_bytes())
+        header = header_of(sign(signer))
+        expected = jws.serialize_compact(header, canonical_json(RECORD), key, registry=REGISTRY)
+        assert sign(signer) == expected
+
+    def test_es256_signature_is_raw_r_and_s_that_joserfc_accepts(self, tmp_path: Path) -> None:
+        """ES256 signatures are the 64-byte r || s of RFC 7518, not DER, and verify
+        with an independent implementation."""
+        signer = load_or_create_signer(tmp_path, "ES256")
+        token = sign(signer)
+        assert len(b64decode(token.split(".")[2])) == 64
+        keys = KeySet.import_key_set(dict(signer.jwks))  # type: ignore[arg-type]
+        verified = jws.deserialize_compact(token, keys, registry=REGISTRY)
+        assert json.loads(verified.payload) == RECORD
+
+    def test_only_p256_keys_sign_es256(self) -> None:
+        """A P-384 key cannot pose as an ES256 signer."""
+        key = ECKey.generate_key("P-384")
+        with pytest.raises(ValueError, match="P-256"):
+            EvidenceSigner(key, "ES256")
+
     def test_round_trip(self, signer: EvidenceSigner) -> None:
         """What the gateway signs verifies with its own JWKS and yields the record."""
         result = verify_evidence(sign(signer), signer.jwks)
