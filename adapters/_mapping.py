@@ -49,7 +49,9 @@ answer. Each field is read in this order:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -264,7 +266,27 @@ def _canonical_date(item: FieldMapping, text: str) -> str:
             moment = moment.astimezone(item.timezone)
         return moment.date().isoformat()
     assert item.date_format is not None  # validated on load
+    fixed = _fixed_width_date(item.date_format)
+    if fixed is not None and (match := fixed.fullmatch(text)) is not None:
+        return dt.date(int(match["Y"]), int(match["m"]), int(match["d"])).isoformat()
     return dt.datetime.strptime(text, item.date_format).date().isoformat()
+
+
+_WIDTHS: Final = {"%Y": r"(?P<Y>[0-9]{4})", "%m": r"(?P<m>[0-9]{2})", "%d": r"(?P<d>[0-9]{2})"}
+
+
+@functools.cache
+def _fixed_width_date(date_format: str) -> re.Pattern[str] | None:
+    """A strict pattern for formats of only %Y, %m, %d and literal text, else None.
+
+    strptime costs ~20 µs a call on the request path. This pattern accepts only the
+    zero-padded spelling, a subset of what strptime accepts and read the same way;
+    anything else still goes to strptime, so results never differ.
+    """
+    parts = re.split(r"(%.)", date_format)
+    if sorted(parts[1::2]) != ["%Y", "%d", "%m"]:
+        return None
+    return re.compile("".join(_WIDTHS.get(part) or re.escape(part) for part in parts))
 
 
 def _canonical_decimal(item: FieldMapping, text: str) -> str:
