@@ -18,7 +18,12 @@ from ._pki import DEFAULT_TRUST_DOMAIN
 __all__ = ["GatewayConfig"]
 
 _ENV_PREFIX = "GOVSHARE_"
-_FLOAT_KEYS = ("provider_timeout_seconds", "checkpoint_interval_seconds", "directory_poll_seconds")
+_FLOAT_KEYS = (
+    "provider_timeout_seconds",
+    "checkpoint_interval_seconds",
+    "directory_poll_seconds",
+    "audit_commit_window_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class GatewayConfig:
     # Used when the caller sets no deadline.
     provider_timeout_seconds: float = 5.0
     audit_max_batch: int = 1024
+    # Under concurrent load, at most one audit commit per window while requests are
+    # on their way to the log, so their records share the commit (docs/performance.md).
+    audit_commit_window_seconds: float = 0.005
     # How often a signed checkpoint is published when the log has grown; 0 = only on demand.
     checkpoint_interval_seconds: float = 10.0
     # "uvloop" (when installed) or "asyncio".
@@ -119,6 +127,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         "provider_timeout_seconds",
         "checkpoint_interval_seconds",
         "directory_poll_seconds",
+        "audit_commit_window_seconds",
     ):
         if name in coerced:
             coerced[name] = float(coerced[name])

@@ -220,6 +220,22 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
         access: _Access,
         body: Callable[[], Awaitable[_R]],
+        *,
+        announce: bool = True,
+    ) -> _R:
+        if announce:
+            self._log.expect()
+        try:
+            return await self._serve_announced(context, access, body)
+        finally:
+            if announce and not access.logged:
+                self._log.withdraw()
+
+    async def _serve_announced(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        access: _Access,
+        body: Callable[[], Awaitable[_R]],
     ) -> _R:
         try:
             return await body()
@@ -429,7 +445,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 matter_code=matter.code, results=results, request_id=request_id
             )
 
-        return await self._serve(context, access, body)
+        # Each material announces its own record; the call's record is only a denial's.
+        return await self._serve(context, access, body, announce=False)
 
     async def _resolve_material(
         self,
@@ -449,6 +466,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             return result
         access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
         access.consumer = caller.label
+        self._log.expect()
         try:
             expected_id_type: str | None = None
             if material.source is MaterialSource.CERTIFICATE_TYPE:
@@ -487,6 +505,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             result.reason = logged.reason.value
             result.message = logged.message
             return result
+        finally:
+            if not access.logged:
+                self._log.withdraw()
         result.outcome = exchange_pb2.MATERIAL_OUTCOME_SHARED
         result.evidence.CopyFrom(evidence)
         return result

@@ -108,6 +108,7 @@ class Gateway:
         self._access_log = SqliteAccessLog(
             config.audit_log_path,
             max_batch=config.audit_max_batch,
+            commit_window=config.audit_commit_window_seconds,
             note_signer=note_signer,
             origin=config.log_origin,
         )

@@ -164,6 +164,54 @@ class TestGroupCommit:
         await log.close()
         assert log.commits >= 10
 
+    async def test_announced_records_trickling_in_share_a_commit(self, path: Path) -> None:
+        """Records announced with expect() and arriving one by one within the commit
+        window share commits: 20 records, 5 ms apart, take at most 3 commits (one
+        per record without the window)."""
+        log = SqliteAccessLog(path, commit_window=0.5)
+        await log.open()
+        try:
+            for _ in range(20):
+                log.expect()
+            pending = []
+            for i in range(20):
+                pending.append(log.append(record(i)))
+                await asyncio.sleep(0.005)
+            await asyncio.gather(*(p.wait() for p in pending))
+            assert log.commits <= 3
+            assert log.committed[0] == 20
+        finally:
+            await log.close()
+
+    async def test_a_lone_record_is_never_held_back(self, path: Path) -> None:
+        """With nothing announced, a record commits at once even under a window of a
+        minute: a single caller never waits for company that will not come."""
+        log = SqliteAccessLog(path, commit_window=60)
+        with pytest.raises(ValueError, match="commit_window"):
+            SqliteAccessLog(path, commit_window=61)
+        await log.open()
+        try:
+            for i in range(5):
+                await asyncio.wait_for(log.append(record(i)).wait(), timeout=10)
+            log.expect()
+            log.withdraw()  # announced, then the request ended without a record
+            await asyncio.wait_for(log.append(record(5)).wait(), timeout=10)
+            assert log.commits == 6
+        finally:
+            await log.close()
+
+    async def test_closing_does_not_wait_out_the_window(self, path: Path) -> None:
+        """close() commits what is queued at once, however long the window."""
+        log = SqliteAccessLog(path, commit_window=60)
+        await log.open()
+        await log.append(record(0)).wait()
+        log.expect()
+        log.expect()
+        pending = log.append(record(1))  # lingers: one more record is announced
+        await asyncio.wait_for(log.close(), timeout=10)
+        await asyncio.wait_for(pending.wait(), timeout=1)
+        assert log.committed[0] == 2
+
 
 class TestReopen:
     """A reopened log continues the same tree."""
