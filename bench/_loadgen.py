@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,6 +93,18 @@ def _caller(channel: grpc.aio.Channel, args: dict[str, Any]) -> Any:
     raise SystemExit(f"unknown method {method}")
 
 
+def _process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process `pid` so far (None where /proc is missing)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _run(args: dict[str, Any]) -> dict[str, Any]:
     warmup, duration, concurrency = args["warmup"], args["duration"], args["concurrency"]
     latencies: list[float] = []
@@ -119,8 +132,22 @@ async def _run(args: dict[str, Any]) -> dict[str, Any]:
                     latencies.append(ended - began)
                 i += concurrency
 
+        async def server_cpu() -> tuple[float | None, float | None]:
+            # Read when the measured window opens and closes, like the latencies.
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            first = _process_cpu_seconds(args.get("server_pid"))
+            await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+            return first, _process_cpu_seconds(args.get("server_pid"))
+
+        cpu_task = asyncio.create_task(server_cpu())
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        cpu_first, cpu_last = await cpu_task
     latencies.sort()
+    server_cpu_us = (
+        (cpu_last - cpu_first) / len(latencies) * 1e6
+        if cpu_first is not None and cpu_last is not None and latencies
+        else 0.0
+    )
 
     def percentile(q: float) -> float:
         return (
@@ -134,6 +161,7 @@ async def _run(args: dict[str, Any]) -> dict[str, Any]:
         "rps": len(latencies) / duration,
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
+        "server_cpu_us_per_request": server_cpu_us,
     }
 
 

@@ -80,7 +80,7 @@ def main() -> None:
     runner = {"echo": _echo, "simulators": _simulators, "gateway": _gateway}[kind]
     # Every server runs on the loop the gateway uses in production, the echo too,
     # so the ratio compares like with like.
-    run_with_event_loop(runner(args))
+    run_with_event_loop(runner(args), args.get("event_loop", "uvloop"))
 
 
 if __name__ == "__main__":
