@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,16 @@ async def _simulators(args: dict[str, Any]) -> None:
         await _stdin_closed()
 
 
+def _log_like_serve(data_dir: Path) -> None:
+    """As `govshare serve` runs: one INFO line per access, here into a file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        filename=str(data_dir / "gateway.log"),
+    )
+
+
 async def _gateway(args: dict[str, Any]) -> None:
     from govshare.gateway import Gateway, GatewayConfig
 
@@ -77,6 +88,8 @@ def main() -> None:
     kind, raw = sys.argv[1], sys.argv[2]
     args = json.loads(raw)
     pin_to(args.get("cpu"))
+    if kind == "gateway":
+        _log_like_serve(Path(args["data_dir"]))
     runner = {"echo": _echo, "simulators": _simulators, "gateway": _gateway}[kind]
     # Every server runs on the loop the gateway uses in production, the echo too,
     # so the ratio compares like with like.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 
 import grpc
@@ -64,6 +65,24 @@ class TestRequestIds:
         record = json.loads(gateway.audit_rows()[-1]["leaf"])
         assert record["reason"] == "REQUEST_INVALID"
         assert record["request_id"] != request_id
+
+    async def test_calls_without_a_request_id_get_distinct_usable_ids(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """Ids the gateway makes up are unique per call and themselves valid request ids."""
+        request = exchange_pb2.GetCertificateRequest(
+            certificate_type="identity_record",
+            holder=exchange_pb2.Holder(id_type="111", id=population.persons[0].citizen_id),
+            matter_code=_MATTER,
+            purpose="核验",
+        )
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            stub = gateway.exchange(channel)
+            ids = [(await stub.GetCertificate(request, timeout=10)).request_id for _ in range(3)]
+        assert len(set(ids)) == 3
+        assert all(re.fullmatch(r"[A-Za-z0-9._:/-]{1,128}", i) for i in ids)
+        logged = [json.loads(r["leaf"])["request_id"] for r in gateway.audit_rows()[-3:]]
+        assert logged == ids
 
 
 class TestHolderTypes:
