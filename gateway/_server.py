@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import grpc
 from govshare.adapters import Adapter
@@ -22,7 +23,7 @@ from govshare.directory import (
     load_catalogue,
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ._audit_service import AuditServicer
 from ._auditlog import AccessLogError, SqliteAccessLog
@@ -124,6 +125,7 @@ class Gateway:
             interceptors=[UndecodableRequests(decisions, config.trust_domain)],
             options=[("grpc.so_reuseport", 0)],
         )
+        handlers = _generic_handlers_only(server)
         exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
             ExchangeServicer(
                 catalogue=lambda: self.catalogue,
@@ -134,7 +136,7 @@ class Gateway:
                 trust_domain=config.trust_domain,
                 default_timeout=config.provider_timeout_seconds,
             ),
-            server,
+            handlers,
         )
         self._sync = DirectorySync(
             store=self._store,
@@ -152,7 +154,7 @@ class Gateway:
                 on_change=self._sync.refresh,
                 on_denied=decisions.record_denial,
             ),
-            server,
+            handlers,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(
@@ -162,14 +164,17 @@ class Gateway:
                 holder_ids=holder_ids,
                 trust_domain=config.trust_domain,
             ),
-            server,
+            handlers,
         )
         health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
         for name in (*_SERVICE_NAMES, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(
+                (*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            ),
+            handlers,
         )
         credentials = grpc.ssl_server_credentials(
             [(pki.server.private_key.read_bytes(), pki.server.certificate.read_bytes())],
@@ -250,6 +255,33 @@ class Gateway:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+class _GenericHandlers:
+    """What the generated `add_*Servicer_to_server` functions call, keeping only the
+    generic handlers.
+
+    grpc.aio keeps one pending request task per *registered* method and waits on all
+    of them (asyncio.wait over ~50 tasks) for every call: ~30 µs per call on the
+    bench machine, a sixth of a bare echo. Generic handlers share one request task;
+    the interceptor caches each method's handler, so the lookup costs nothing.
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        """Deliberately ignored: the same handlers were added as generic ones."""
+
+
+def _generic_handlers_only(server: grpc.aio.Server) -> grpc.aio.Server:
+    # The generated functions only call the two methods above.
+    return cast("grpc.aio.Server", _GenericHandlers(server))
 
 
 async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Catalogue:

@@ -77,3 +77,11 @@ class TestStandardServices:
             "govshare.directory.v1.DirectoryService",
             "grpc.health.v1.Health",
         } <= names
+
+    async def test_an_unknown_method_is_unimplemented(self, gateway: RunningGateway) -> None:
+        """A method no service offers is UNIMPLEMENTED, also on a known service's path."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            for path in ("/govshare.exchange.v1.ExchangeService/Nope", "/no.Such/Method"):
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await channel.unary_unary(path)(b"", timeout=5)
+                assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
