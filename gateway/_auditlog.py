@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol, cast
+from typing import Final, Protocol
 
 from ._checkpoint import Checkpoint, NoteSigner
 from ._evidence import canonical_json
@@ -283,7 +283,7 @@ class SqliteAccessLog:
         if loop is None:
             raise AccessLogError("access log is not open")
         # rfc8785 only accepts a real dict, not any Mapping.
-        leaf = canonical_json(cast("dict[str, Any]", dict(record)))
+        leaf = canonical_json(record if type(record) is dict else dict(record))
         columns = tuple(_column_value(record.get(c)) for c in _COLUMNS)
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:

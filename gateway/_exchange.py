@@ -67,7 +67,7 @@ _DEADLINE_RESERVE_FRACTION = 0.1
 _DEADLINE_RESERVE_MAX = 0.2
 
 
-@dataclass
+@dataclass(slots=True)
 class _Access:
     """What the audit record of one call says; filled in as the call proceeds."""
 
@@ -311,8 +311,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         )
         await self._durable(pending)
         _log_line(access, "ALLOWED", "", pending.index)
-        issue_time = timestamp_pb2.Timestamp()
-        issue_time.FromDatetime(now)
+        # Built directly: Timestamp.FromDatetime is pure Python (~8 µs a call).
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_dt.UTC)
+        issue_time = timestamp_pb2.Timestamp(
+            seconds=int(aware.timestamp()), nanos=aware.microsecond * 1000
+        )
         return exchange_pb2.Evidence(
             jws=token,
             record_json=payload.decode("utf-8"),

@@ -4,8 +4,10 @@ registry simulators over real HTTP, the durable audit log on SQLite."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
+import time
 from typing import Any
 
 import grpc
@@ -54,6 +56,29 @@ class TestAllowedExchange:
             "birth_date": seller.birth_date.isoformat(),
             "address": seller.address,
         }
+
+    async def test_issue_time_is_the_time_the_evidence_and_its_token_name(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """issue_time, the record's issued_at and the token's iat name the same second,
+        within the time of the call."""
+        before = int(time.time())
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            evidence = await gateway.exchange(channel).GetCertificate(
+                exchange_pb2.GetCertificateRequest(
+                    certificate_type="identity_record",
+                    holder=_holder(population.persons[0].citizen_id),
+                    matter_code=BDC_TRANSFER,
+                    purpose=PURPOSE,
+                ),
+                timeout=10,
+            )
+        after = time.time()
+        header = json.loads(base64.urlsafe_b64decode(evidence.jws.split(".")[0] + "=="))
+        issued = dt.datetime.fromisoformat(json.loads(evidence.record_json)["issued_at"])
+        assert before <= evidence.issue_time.seconds <= after
+        assert 0 <= evidence.issue_time.nanos < 1_000_000_000
+        assert evidence.issue_time.seconds == header["iat"] == int(issued.timestamp())
 
     async def test_evidence_verifies_against_the_published_jwks(
         self, gateway: RunningGateway, population: Population
