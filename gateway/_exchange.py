@@ -10,15 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import hashlib
-import itertools
-import json
 import logging
-import re
-import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -34,12 +28,21 @@ from govshare.directory import (
     Material,
     MaterialSource,
     Resource,
-    is_valid_holder_id,
 )
 
-from ._clock import utc_now, utc_text
+from ._clock import utc_now
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._evidence import canonical_json, verify_evidence
+from ._exchange_call import (
+    CallRecord,
+    applicant_for,
+    check_holder,
+    evidence_record,
+    holder_id_type_of,
+    log_access_line,
+    request_id_of,
+    require,
+)
 from ._holder import mask_holder_id
 from ._identity import Principal, principal_from_auth_context
 from ._policy import Decision, authorize_department, decide
@@ -55,58 +58,14 @@ __all__ = ["ExchangeServicer"]
 _log = logging.getLogger("govshare.access")
 _R = TypeVar("_R")
 _MAX_PURPOSE = 200
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 # Failures that say "not now" rather than "not for you": the material stays shareable.
 _TRANSIENT = frozenset(
     {Reason.PROVIDER_UNAVAILABLE, Reason.PROVIDER_TIMEOUT, Reason.AUDIT_UNAVAILABLE}
 )
-_EVIDENCE_RECORD_TYPE = "govshare.evidence.v1"
 # Part of the caller's deadline kept back for signing and the log append, so a
 # slow registry yields PROVIDER_TIMEOUT rather than the caller's own timeout.
 _DEADLINE_RESERVE_FRACTION = 0.1
 _DEADLINE_RESERVE_MAX = 0.2
-
-
-@dataclass(slots=True)
-class _Access:
-    """What the audit record of one call says; filled in as the call proceeds."""
-
-    method: str
-    request_id: str
-    matter_code: str
-    purpose: str
-    started: float = field(default_factory=time.perf_counter)
-    consumer: str = ""
-    provider: str = ""
-    resource_code: str = ""
-    certificate_type: str = ""
-    holder_id_hash: str = ""
-    holder_id_masked: str = ""
-    fields_returned: Sequence[str] = ()
-    grant_ids: Sequence[str] = ()
-    evidence_digest: str = ""
-    logged: bool = False
-
-    def record(self, outcome: str, reason: str, now: _dt.datetime) -> dict[str, Any]:
-        return {
-            "time": utc_text(now),
-            "method": self.method,
-            "request_id": self.request_id,
-            "consumer": self.consumer,
-            "provider": self.provider,
-            "resource_code": self.resource_code,
-            "certificate_type": self.certificate_type,
-            "matter_code": self.matter_code,
-            "purpose": self.purpose,
-            "outcome": outcome,
-            "reason": reason,
-            "fields_returned": list(self.fields_returned),
-            "grant_ids": list(self.grant_ids),
-            "holder_id_hash": self.holder_id_hash,
-            "holder_id_masked": self.holder_id_masked,
-            "evidence_digest": self.evidence_digest,
-            "latency_us": int((time.perf_counter() - self.started) * 1e6),
-        }
 
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
@@ -138,15 +97,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         request: exchange_pb2.GetCertificateRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.Evidence:
-        request_id, bad_request_id = _request_id(request.request_id)
-        access = _Access("GetCertificate", request_id, request.matter_code, request.purpose)
+        request_id, bad_request_id = request_id_of(request.request_id)
+        access = CallRecord("GetCertificate", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.Evidence:
             catalogue = self._catalogue()
             caller = self._identify(context, access, catalogue)
             if bad_request_id is not None:
                 raise bad_request_id
-            _require(request.certificate_type, "certificate_type")
+            require(request.certificate_type, "certificate_type")
             ctype = catalogue.certificate_type(request.certificate_type)
             if ctype is None:
                 raise GovshareError(
@@ -172,15 +131,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def QueryRecord(
         self, request: exchange_pb2.QueryRecordRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> exchange_pb2.Evidence:
-        request_id, bad_request_id = _request_id(request.request_id)
-        access = _Access("QueryRecord", request_id, request.matter_code, request.purpose)
+        request_id, bad_request_id = request_id_of(request.request_id)
+        access = CallRecord("QueryRecord", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.Evidence:
             catalogue = self._catalogue()
             caller = self._identify(context, access, catalogue)
             if bad_request_id is not None:
                 raise bad_request_id
-            _require(request.resource_code, "resource_code")
+            require(request.resource_code, "resource_code")
             resource = self._resource(catalogue, request.resource_code, access)
             return await self._exchange(
                 context,
@@ -190,7 +149,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 resource,
                 request.holder,
                 tuple(request.fields),
-                _holder_id_type_of(catalogue, resource.code),
+                holder_id_type_of(catalogue, resource.code),
             )
 
         return await self._serve(context, access, body)
@@ -219,7 +178,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def _serve(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        access: _Access,
+        access: CallRecord,
         body: Callable[[], Awaitable[_R]],
         *,
         announce: bool = True,
@@ -235,7 +194,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def _serve_announced(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        access: _Access,
+        access: CallRecord,
         body: Callable[[], Awaitable[_R]],
     ) -> _R:
         try:
@@ -257,7 +216,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         raise AssertionError("unreachable: abort raises")
 
     def _identify(
-        self, context: grpc.aio.ServicerContext[Any, Any], access: _Access, catalogue: Catalogue
+        self, context: grpc.aio.ServicerContext[Any, Any], access: CallRecord, catalogue: Catalogue
     ) -> Principal:
         """The caller, who must be a registered, active department: checked before any
         lookup, so a stranger cannot learn what the catalogue holds."""
@@ -266,7 +225,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         authorize_department(catalogue, caller)
         return caller
 
-    def _resource(self, catalogue: Catalogue, code: str, access: _Access) -> Resource:
+    def _resource(self, catalogue: Catalogue, code: str, access: CallRecord) -> Resource:
         resource = catalogue.resources.get(code)
         if resource is None:
             raise GovshareError(Reason.RESOURCE_NOT_FOUND, "no such resource", resource=code)
@@ -277,7 +236,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def _exchange(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        access: _Access,
+        access: CallRecord,
         caller: Principal,
         catalogue: Catalogue,
         resource: Resource,
@@ -288,8 +247,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         if holder.id:
             access.holder_id_hash = self._holder_ids.hash(holder.id_type, holder.id)
             access.holder_id_masked = mask_holder_id(holder.id)
-        _require(access.matter_code, "matter_code")
-        _require(access.purpose, "purpose")
+        require(access.matter_code, "matter_code")
+        require(access.purpose, "purpose")
         if len(access.purpose) > _MAX_PURPOSE:
             raise GovshareError(Reason.REQUEST_INVALID, "purpose is longer than 200 characters")
         now = self._clock()
@@ -297,10 +256,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             catalogue, caller, resource, requested_fields, access.matter_code, now.date()
         )
         access.grant_ids = decision.grant_ids
-        _check_holder(holder, expected_id_type)
+        check_holder(holder, expected_id_type)
         fields = await self._lookup(context, access, decision, holder)
         access.fields_returned = tuple(fields)
-        payload = canonical_json(_evidence_record(access, decision, holder, fields, now))
+        payload = canonical_json(evidence_record(access, decision, holder, fields, now))
         access.evidence_digest = hashlib.sha256(payload).hexdigest()
         pending = self._append(access, "ALLOWED", "", now)
         token = self._signer.sign(
@@ -310,7 +269,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             issued_at=int(now.timestamp()),
         )
         await self._durable(pending)
-        _log_line(access, "ALLOWED", "", pending.index)
+        log_access_line(access, "ALLOWED", "", pending.index)
         # Built directly: Timestamp.FromDatetime is pure Python (~8 µs a call).
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_dt.UTC)
         issue_time = timestamp_pb2.Timestamp(
@@ -329,7 +288,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def _lookup(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        access: _Access,
+        access: CallRecord,
         decision: Decision,
         holder: exchange_pb2.Holder,
     ) -> dict[str, str]:
@@ -368,7 +327,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             raise GovshareError(Reason.PROVIDER_TIMEOUT, "the caller's deadline leaves no time")
         return budget
 
-    def _append(self, access: _Access, outcome: str, reason: str, now: _dt.datetime) -> Any:
+    def _append(self, access: CallRecord, outcome: str, reason: str, now: _dt.datetime) -> Any:
         try:
             pending = self._log.append(access.record(outcome, reason, now))
             access.logged = True
@@ -389,28 +348,28 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             ) from None
 
     async def _deny(
-        self, context: grpc.aio.ServicerContext[Any, Any], access: _Access, error: GovshareError
+        self, context: grpc.aio.ServicerContext[Any, Any], access: CallRecord, error: GovshareError
     ) -> None:
         status = to_grpc_status(await self._log_denial(access, error))
         await context.abort(status.code, status.details, status.trailing_metadata)
 
-    async def _log_cancellation(self, access: _Access) -> None:
+    async def _log_cancellation(self, access: CallRecord) -> None:
         if not access.logged:
             await self._log_denial(
                 access, GovshareError(Reason.CALL_CANCELLED, "the caller cancelled the call")
             )
 
-    async def _log_denial(self, access: _Access, error: GovshareError) -> GovshareError:
+    async def _log_denial(self, access: CallRecord, error: GovshareError) -> GovshareError:
         """Write the DENIED record; returns AUDIT_UNAVAILABLE instead if that fails."""
         if error.reason is not Reason.AUDIT_UNAVAILABLE:
             try:
                 pending = self._append(access, "DENIED", error.reason.value, self._clock())
                 await self._durable(pending)
-                _log_line(access, "DENIED", error.reason.value, pending.index)
+                log_access_line(access, "DENIED", error.reason.value, pending.index)
                 return error
             except GovshareError as audit_error:
                 error = audit_error
-        _log_line(access, "DENIED", error.reason.value, -1)
+        log_access_line(access, "DENIED", error.reason.value, -1)
         return error
 
     async def ResolveMaterials(
@@ -418,16 +377,16 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         request: exchange_pb2.ResolveMaterialsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.ResolveMaterialsResponse:
-        request_id, bad_request_id = _request_id(request.request_id)
-        access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
+        request_id, bad_request_id = request_id_of(request.request_id)
+        access = CallRecord("ResolveMaterials", request_id, request.matter_code, request.purpose)
 
         async def body() -> exchange_pb2.ResolveMaterialsResponse:
             catalogue = self._catalogue()
             caller = self._identify(context, access, catalogue)
             if bad_request_id is not None:
                 raise bad_request_id
-            _require(request.matter_code, "matter_code")
-            _require(request.purpose, "purpose")
+            require(request.matter_code, "matter_code")
+            require(request.purpose, "purpose")
             if not request.applicants:
                 raise GovshareError(
                     Reason.REQUEST_INVALID, "applicants is required", field="applicants"
@@ -468,7 +427,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             result.reason = "APPLICANT_SUBMITS"
             result.message = "no registry holds this material: the applicant submits it"
             return result
-        access = _Access("ResolveMaterials", request_id, request.matter_code, request.purpose)
+        access = CallRecord("ResolveMaterials", request_id, request.matter_code, request.purpose)
         access.consumer = caller.label
         self._log.expect()
         try:
@@ -483,9 +442,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 resource_code, expected_id_type = ctype.resource, ctype.holder_id_type
             else:
                 resource_code = material.source_key
-                expected_id_type = _holder_id_type_of(catalogue, resource_code)
+                expected_id_type = holder_id_type_of(catalogue, resource_code)
             resource = self._resource(catalogue, resource_code, access)
-            holder = _applicant_for(request.applicants, expected_id_type)
+            holder = applicant_for(request.applicants, expected_id_type)
             evidence = await self._exchange(
                 context,
                 access,
@@ -515,122 +474,3 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         result.outcome = exchange_pb2.MATERIAL_OUTCOME_SHARED
         result.evidence.CopyFrom(evidence)
         return result
-
-
-def _applicant_for(
-    applicants: Sequence[exchange_pb2.Holder], id_type: str | None
-) -> exchange_pb2.Holder:
-    """The first applicant of the holder id type a certificate needs (any, if none)."""
-    if id_type is None:
-        return applicants[0]
-    for applicant in applicants:
-        if applicant.id_type == id_type:
-            return applicant
-    raise GovshareError(
-        Reason.HOLDER_ID_INVALID,
-        f"no applicant has holder id type {id_type} for this material",
-        expected_id_type=id_type,
-    )
-
-
-def _holder_id_type_of(catalogue: Catalogue, resource_code: str) -> str | None:
-    """The holder id type of the certificate types a resource backs, if they agree."""
-    kinds = {
-        c.holder_id_type
-        for c in catalogue.certificate_types.values()
-        if c.resource == resource_code
-    }
-    return kinds.pop() if len(kinds) == 1 else None
-
-
-def _request_id(given: str) -> tuple[str, GovshareError | None]:
-    """The id to log the call under, and the error if the caller's id is unusable.
-
-    It travels to registries as an HTTP header and into logs, so only a short,
-    plain alphabet is accepted; a bad one is logged under a fresh id.
-    """
-    if not given:
-        return _new_request_id(), None
-    if _REQUEST_ID.fullmatch(given) is None:
-        return _new_request_id(), GovshareError(
-            Reason.REQUEST_INVALID,
-            "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : / -",
-            field="request_id",
-        )
-    return given, None
-
-
-def _require(value: str, name: str) -> None:
-    if not value:
-        raise GovshareError(Reason.REQUEST_INVALID, f"{name} is required", field=name)
-
-
-def _check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> None:
-    if expected_id_type is not None and holder.id_type != expected_id_type:
-        raise GovshareError(
-            Reason.HOLDER_ID_INVALID,
-            f"holder id type must be {expected_id_type} for this certificate type",
-            expected_id_type=expected_id_type,
-        )
-    if not is_valid_holder_id(holder.id_type, holder.id):
-        raise GovshareError(
-            Reason.HOLDER_ID_INVALID,
-            "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",
-            id_type=holder.id_type,
-        )
-
-
-def _evidence_record(
-    access: _Access,
-    decision: Decision,
-    holder: exchange_pb2.Holder,
-    fields: Mapping[str, str],
-    now: _dt.datetime,
-) -> dict[str, Any]:
-    # The consumer already knows the holder id it asked about; the evidence
-    # must name it to be usable, so only logs and the audit trail mask it.
-    return {
-        "type": _EVIDENCE_RECORD_TYPE,
-        "request_id": access.request_id,
-        "issued_at": utc_text(now, "seconds"),
-        "consumer": access.consumer,
-        "provider": access.provider,
-        "resource_code": decision.resource.code,
-        "certificate_type": access.certificate_type,
-        "matter_code": access.matter_code,
-        "purpose": access.purpose,
-        "holder": {"id_type": holder.id_type, "id": holder.id},
-        "fields": dict(fields),
-    }
-
-
-def _log_line(access: _Access, outcome: str, reason: str, index: int) -> None:
-    if _log.isEnabledFor(logging.INFO):
-        _log.info(
-            json.dumps(
-                {
-                    "method": access.method,
-                    "request_id": access.request_id,
-                    "consumer": access.consumer,
-                    "resource": access.resource_code,
-                    "matter": access.matter_code,
-                    "holder": access.holder_id_masked,
-                    "outcome": outcome,
-                    "reason": reason,
-                    "log_index": index,
-                    "latency_ms": round((time.perf_counter() - access.started) * 1e3, 3),
-                },
-                ensure_ascii=False,
-            )
-        )
-
-
-# Ids the gateway makes up for calls that bring none: a random per-process prefix
-# and a counter. uuid4 read the kernel's random source on every call (~2 % of the
-# loop's time under load); this stays unique across processes and restarts.
-_ID_PREFIX: Final = secrets.token_hex(8)
-_id_counter = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}-{next(_id_counter)}"
