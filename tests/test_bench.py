@@ -1,0 +1,51 @@
+"""`make bench` end to end, briefly: every scenario runs against real processes and
+the report holds each figure. Speed itself is never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
+    """All scenarios answer without errors, and the report names machine, ratios,
+    server CPU per request, peak RSS, audit appends and transparency-log timings."""
+    short = ["--duration", "0.3", "--warmup", "0.1", "--repeats", "1", "--concurrency", "1,16"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", *short, "--tlog-size", "2000", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    expected = {
+        "echo@c1",
+        "echo@c16",
+        "echo_asyncio@c16",
+        "get_certificate@c1",
+        "get_certificate@c16",
+        "query_record@c16",
+        "resolve_materials@c16",
+    }
+    assert set(report["scenarios"]) == expected
+    for name, figures in report["scenarios"].items():
+        assert figures["errors"] == 0, name
+        assert figures["rps"] > 0, name
+        assert figures["p50_ms"] <= figures["p99_ms"], name
+        assert figures["server_cpu_us_per_request"] > 0, name
+    assert set(report["ratios"]) == {"c1", "c16", "c16_vs_echo_on_asyncio"}
+    assert all(r["throughput_ratio"] > 0 for r in report["ratios"].values())
+    assert report["gateway_peak_rss_mib"] > 0
+    assert report["audit_appends"]["appends_per_s"] > 0
+    assert report["transparency_log"]["entries"] == 2000
+    assert report["machine"]["python"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "GetCertificate / echo throughput" in markdown
+    assert "server CPU µs/request" in markdown
