@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from govshare.gateway import run_with_event_loop
+from govshare.gateway import configure_logging, run_with_event_loop
 
 from bench._child import announce, peak_rss_kib, pin_to
 
@@ -61,11 +61,7 @@ async def _simulators(args: dict[str, Any]) -> None:
 def _log_like_serve(data_dir: Path) -> None:
     """As `govshare serve` runs: one INFO line per access, here into a file."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        filename=str(data_dir / "gateway.log"),
-    )
+    configure_logging(logging.INFO, data_dir / "gateway.log")
 
 
 async def _gateway(args: dict[str, Any]) -> None:

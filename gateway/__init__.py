@@ -120,6 +120,10 @@ from ._identity import (
 from ._interceptors import (
     UndecodableRequests,
 )
+from ._logsetup import (
+    LOG_FORMAT,
+    configure_logging,
+)
 from ._loop import (
     EVENT_LOOPS,
     run_with_event_loop,
@@ -179,6 +183,7 @@ __all__ = [
     "ERROR_DOMAIN",
     "EVENT_LOOPS",
     "HASH_SIZE",
+    "LOG_FORMAT",
     "SCHEMA_VERSION",
     "SIGNING_ALGORITHMS",
     "AccessLog",
@@ -231,6 +236,7 @@ __all__ = [
     "certificate_type_to_pb",
     "check_registered",
     "client_credentials",
+    "configure_logging",
     "consistency_proof",
     "consistency_proof_ranges",
     "decide",

@@ -22,6 +22,7 @@ from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
 from ._cli_directory import add_directory_commands
 from ._config import GatewayConfig
 from ._evidence import verify_evidence
+from ._logsetup import configure_logging
 from ._loop import run_with_event_loop
 from ._merkle import leaf_hash, verify_inclusion
 from ._merkle_store import SqliteNodeStore
@@ -36,10 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     result: int = args.handler(args)
     return result
 

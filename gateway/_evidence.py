@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
@@ -51,6 +51,11 @@ _REGISTRY = jws.JWSRegistry(
 
 
 _MAX_SAFE_INTEGER = 2**53 - 1
+# Built once: json.dumps with options constructs a new encoder on every call.
+_CANONICAL_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+)
+_COMPACT_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def canonical_json(value: Any) -> bytes:
@@ -67,9 +72,7 @@ def canonical_json(value: Any) -> bytes:
     """
     if _plain(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
+            return _CANONICAL_ENCODER.encode(value).encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: let the library report it
     return rfc8785.dumps(value)
@@ -121,7 +124,7 @@ class EvidenceSigner:
             "gsidx": log_index,
             "iat": issued_at,
         }
-        protected = _b64url(json.dumps(header, separators=(",", ":")).encode("ascii"))
+        protected = _b64url(_COMPACT_ENCODER.encode(header).encode("ascii"))
         signing_input = protected + b"." + _b64url(payload)
         return (signing_input + b"." + _b64url(self._raw_signature(signing_input))).decode("ascii")
 

@@ -32,6 +32,8 @@ __all__: list[str] = []
 _log = logging.getLogger("govshare.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 _EVIDENCE_RECORD_TYPE = "govshare.evidence.v1"
+# Built once: json.dumps with options constructs a new encoder on every call.
+_LINE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass(slots=True)
@@ -166,7 +168,7 @@ def evidence_record(
 def log_access_line(access: CallRecord, outcome: str, reason: str, index: int) -> None:
     if _log.isEnabledFor(logging.INFO):
         _log.info(
-            json.dumps(
+            _LINE_ENCODER.encode(
                 {
                     "method": access.method,
                     "request_id": access.request_id,
@@ -178,8 +180,7 @@ def log_access_line(access: CallRecord, outcome: str, reason: str, index: int) -
                     "reason": reason,
                     "log_index": index,
                     "latency_ms": round((time.perf_counter() - access.started) * 1e3, 3),
-                },
-                ensure_ascii=False,
+                }
             )
         )
 
