@@ -11,6 +11,7 @@ the same c=16 load. The difference to the full gateway is that part's cost.
     no-registry-call   the adapter answers a fixed record without HTTP
     no-signing         the evidence token is a fixed string
     no-audit-log       appends return an index and are durable at once
+    no-access-line     the INFO access line per call is not written
     handler-only       all three above: identity, policy, records, grpc
     empty-handler      GetCertificate returns an empty Evidence (grpc alone)
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,7 @@ VARIANTS = {
     "no-registry-call": ("registry",),
     "no-signing": ("signing",),
     "no-audit-log": ("log",),
+    "no-access-line": ("access_line",),
     "handler-only": ("registry", "signing", "log"),
     "empty-handler": ("handler",),
 }
@@ -67,6 +70,8 @@ def _stub(parts: tuple[str, ...]) -> None:
             return PendingAppend(self._size - 1, b"", durable)
 
         SqliteAccessLog.append = append  # type: ignore[method-assign]
+    if "access_line" in parts:
+        logging.getLogger("govshare.access").setLevel(logging.WARNING)
     if "handler" in parts:
 
         async def empty(self: Any, request: Any, context: Any) -> Any:
