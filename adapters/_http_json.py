@@ -121,15 +121,18 @@ class HttpJsonAdapter:
             "holder_id_type": request.holder_id_type,
             "request_id": request.request_id,
         }
-        in_path = {k: quote(v, safe="") for k, v in values.items()}
-        kwargs: dict[str, Any] = {
-            "params": {k: v.format_map(values) for k, v in template.query},
-            "headers": {k: v.format_map(values) for k, v in template.headers},
-            "allow_redirects": False,
-        }
+        path = template.path
+        if "{" in path or "}" in path:
+            path = path.format_map({k: quote(v, safe="") for k, v in values.items()})
+        # Only what the template asks for: aiohttp merges and re-encodes even empty ones.
+        kwargs: dict[str, Any] = {"allow_redirects": False}
+        if template.query:
+            kwargs["params"] = {k: v.format_map(values) for k, v in template.query}
+        if template.headers:
+            kwargs["headers"] = {k: v.format_map(values) for k, v in template.headers}
         if template.json_body is not None:
             kwargs["json"] = _render(template.json_body, values)
-        url = self._base_url + template.path.format_map(in_path)
+        url = self._base_url + path
         where = f"{self.registry} ({resource.resource_code})"
         try:
             # Covers connecting, waiting for a pooled connection, and the body read.

@@ -74,6 +74,8 @@ class _Missing:
 
 
 _MISSING: Final = _Missing()
+# Built once: json.loads with options constructs a new decoder on every call.
+_DECODER: Final = json.JSONDecoder(parse_float=Decimal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +309,6 @@ def _canonical_decimal(item: FieldMapping, text: str) -> str:
 def _parse_json(raw: bytes) -> object:
     """Parse an answer body, decimals kept exact; `_MISSING` when it is not JSON."""
     try:
-        return json.loads(raw.decode("utf-8-sig"), parse_float=Decimal)
+        return _DECODER.decode(raw.decode("utf-8-sig"))
     except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
         return _MISSING

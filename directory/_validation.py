@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import re
 
 __all__ = [
@@ -56,7 +57,10 @@ def is_valid_uscc(code: str) -> bool:
 
 def citizen_id_check_character(first17: str) -> str:
     """Return the GB 11643 (ISO 7064 MOD 11-2) check character."""
-    total = sum(int(ch) * w for ch, w in zip(first17, _CITIZEN_WEIGHTS, strict=True))
+    if len(first17) != len(_CITIZEN_WEIGHTS):
+        raise ValueError("a citizen id check needs exactly 17 characters")
+    # map over the pairs rather than a generator: it is on every exchange call.
+    total = sum(map(operator.mul, map(int, first17), _CITIZEN_WEIGHTS))
     return _CITIZEN_CHECK[total % 11]
 
 

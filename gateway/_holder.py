@@ -28,7 +28,9 @@ class HolderIdProtector:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("holder hash key must be at least 16 bytes")
-        self._key = key
+        # Keyed once; each hash copies the keyed state (hmac.new re-derives the key
+        # pads and looks up the digest on every call).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     @classmethod
     def load_or_create(cls, path: Path) -> HolderIdProtector:
@@ -38,4 +40,6 @@ class HolderIdProtector:
 
     def hash(self, holder_id_type: str, holder_id: str) -> str:
         message = f"{holder_id_type}:{holder_id.upper()}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        keyed = self._keyed.copy()
+        keyed.update(message)
+        return keyed.hexdigest()

@@ -108,6 +108,12 @@ class TestCitizenId:
         assert is_valid_citizen_id(VALID_CITIZEN_ID)
         assert citizen_id_check_character(VALID_CITIZEN_ID[:17]) == "1"
 
+    def test_check_character_needs_exactly_17_digits(self) -> None:
+        """16 or 18 characters are refused, not silently weighted short."""
+        for body in (VALID_CITIZEN_ID[:16], VALID_CITIZEN_ID):
+            with pytest.raises(ValueError, match="exactly 17"):
+                citizen_id_check_character(body)
+
     def test_wrong_check_digit_is_invalid(self) -> None:
         """360426199101010072 differs only in the check digit and is refused."""
         assert not is_valid_citizen_id("360426199101010072")

@@ -47,6 +47,17 @@ class TestHash:
         expected = hmac.new(self.key, b"111:" + CITIZEN_ID.encode(), hashlib.sha256).hexdigest()
         assert HolderIdProtector(self.key).hash("111", CITIZEN_ID) == expected
 
+    def test_one_protector_keeps_no_state_between_hashes(self) -> None:
+        """Hashing other ids in between leaves an id's hash unchanged (each call starts
+        from the keyed state, never from the previous message)."""
+        protector = HolderIdProtector(self.key)
+        first = protector.hash("111", CITIZEN_ID)
+        protector.hash("111", "360426199101010072")
+        protector.hash("001", USCC)
+        assert protector.hash("111", CITIZEN_ID) == first
+        expected = hmac.new(self.key, b"001:" + USCC.encode(), hashlib.sha256).hexdigest()
+        assert protector.hash("001", USCC) == expected
+
     def test_differs_across_keys(self) -> None:
         """Another key gives another hash."""
         other = bytes(reversed(range(32)))
