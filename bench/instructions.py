@@ -10,8 +10,10 @@ exactly `--calls` GetCertificate calls `--concurrency` at a time, dumps the
 counters and divides: instructions per call, all of the gateway's threads
 together. Kernel work (syscalls, loopback TCP) is not counted, and neither are
 cache misses, so this complements the CPU-time figures, it does not replace
-them. Each variant runs `--repeats` times; the spread between repeats is the
-noise floor (timer-driven work such as the audit writer's commit grouping varies).
+them. With `full` and `echo` both run it also prints their quotient, the
+instruction counterpart of the bench's throughput ratio. Each variant runs
+`--repeats` times; the spread between repeats is the noise floor
+(timer-driven work such as the audit writer's commit grouping varies).
 
 Needs valgrind (Debian package `valgrind`); about a minute per variant.
 """
@@ -32,6 +34,10 @@ from typing import Any
 from bench.__main__ import _ROOT
 from bench._loadgen import _caller, _channel
 from bench.ablation import VARIANTS
+
+# The bare mTLS echo of `make bench`, for an instruction ratio from one run.
+_ECHO = "echo"
+_CHOICES = (*VARIANTS, _ECHO)
 
 
 async def _calls(args: dict[str, Any], count: int, concurrency: int) -> int:
@@ -86,6 +92,12 @@ def _count(
         "data_dir": str(folder / f"gateway-{n}"),
         "registries": registries,
     }
+    if variant == _ECHO:
+        server_command = ["bench._servers", "echo", json.dumps({"pki_dir": load["pki_dir"]})]
+        load = {**load, "method": "echo"}
+    else:
+        parts = ",".join(VARIANTS[variant])
+        server_command = ["bench.ablation", "--child", parts, "gateway", json.dumps(args)]
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -94,11 +106,7 @@ def _count(
         "--dump-line=no",
         sys.executable,
         "-m",
-        "bench.ablation",
-        "--child",
-        ",".join(VARIANTS[variant]),
-        "gateway",
-        json.dumps(args),
+        *server_command,
     ]
     server = subprocess.Popen(
         command,
@@ -155,6 +163,7 @@ def _measure(arguments: argparse.Namespace) -> None:
         simulators = _Child("simulators", {"pki_dir": str(pki.folder)})
         try:
             n = 0
+            medians: dict[str, int] = {}
             for variant in arguments.variants:
                 counts = []
                 for _ in range(arguments.repeats):
@@ -171,18 +180,24 @@ def _measure(arguments: argparse.Namespace) -> None:
                         )
                     )
                     n += 1
+                medians[variant] = int(statistics.median(counts))
                 print(
-                    f"{variant:<18} {int(statistics.median(counts)):>10,} instructions per call"
+                    f"{variant:<18} {medians[variant]:>10,} instructions per call"
                     f"  (runs: {', '.join(f'{c:,}' for c in counts)})",
                     flush=True,
                 )
+            if "full" in medians and _ECHO in medians:
+                # Throughput ratios divide the other way: echo instructions / gateway's.
+                print(f"echo / full        {medians[_ECHO] / medians['full']:.3f}")
         finally:
             simulators.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
-    parser.add_argument("variants", nargs="*", help=f"any of {', '.join(VARIANTS)} (default: full)")
+    parser.add_argument(
+        "variants", nargs="*", help=f"any of {', '.join(_CHOICES)} (default: full echo)"
+    )
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200, help="calls before counting")
     parser.add_argument("--concurrency", type=int, default=16)
@@ -191,12 +206,12 @@ def main() -> None:
         "--keep", type=Path, help="copy each run's callgrind dump here (for callgrind_annotate)"
     )
     arguments = parser.parse_args()
-    unknown = [v for v in arguments.variants if v not in VARIANTS]
+    unknown = [v for v in arguments.variants if v not in _CHOICES]
     if unknown:
         parser.error(f"unknown variants: {', '.join(unknown)}")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("needs valgrind and callgrind_control (Debian package valgrind)")
-    arguments.variants = arguments.variants or ["full"]
+    arguments.variants = arguments.variants or ["full", _ECHO]
     _measure(arguments)
 
 
