@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from govshare.gateway import (
     SIGNING_ALGORITHMS,
     EvidenceSigner,
@@ -67,6 +69,26 @@ class TestSignAndVerify:
         header = header_of(sign(signer))
         expected = jws.serialize_compact(header, canonical_json(RECORD), key, registry=REGISTRY)
         assert sign(signer) == expected
+
+    def test_ed25519_signatures_match_cryptography_for_many_keys_and_payloads(
+        self, tmp_path: Path
+    ) -> None:
+        """The libsodium signature equals OpenSSL's (via cryptography) over the same
+        signing input, for fresh keys and payloads of many sizes."""
+        for n in range(6):
+            signer = load_or_create_signer(tmp_path / str(n), "Ed25519")
+            pem = (tmp_path / str(n) / "evidence-signing-ed25519.pem").read_bytes()
+            private = serialization.load_pem_private_key(pem, password=None)
+            assert isinstance(private, ed25519.Ed25519PrivateKey)
+            for size in (0, 1, 63, 64, 1000, 70_000):
+                token = signer.sign(
+                    canonical_json({"blob": "x" * size}),
+                    request_id=f"r{size}",
+                    log_index=size,
+                    issued_at=1_795_000_000,
+                )
+                signing_input, _, signature = token.rpartition(".")
+                assert b64decode(signature) == private.sign(signing_input.encode("ascii"))
 
     def test_es256_signature_is_raw_r_and_s_that_joserfc_accepts(self, tmp_path: Path) -> None:
         """ES256 signatures are the 64-byte r || s of RFC 7518, not DER, and verify
