@@ -11,12 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
-    """All scenarios answer without errors, and the report names machine, ratios,
-    server CPU per request, peak RSS, audit appends and transparency-log timings."""
-    short = ["--duration", "0.3", "--warmup", "0.1", "--repeats", "1", "--concurrency", "1,16"]
+def _run_module(module: str, *args: str) -> str:
+    """Run `python -m module args` from the project root; its stdout, or fail with stderr."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", *short, "--tlog-size", "2000", "--out", str(tmp_path)],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,6 +22,14 @@ def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout
+
+
+def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
+    """All scenarios answer without errors, and the report names machine, ratios,
+    server CPU per request, peak RSS, audit appends and transparency-log timings."""
+    short = ["--duration", "0.3", "--warmup", "0.1", "--repeats", "1", "--concurrency", "1,16"]
+    _run_module("bench", *short, "--tlog-size", "2000", "--out", str(tmp_path))
     report = json.loads((tmp_path / "report.json").read_text())
     expected = {
         "echo@c1",
@@ -55,27 +61,9 @@ def test_instruction_counting_reports_instructions_per_call() -> None:
     """`bench.instructions` runs a gateway under callgrind, sends calls and reports a
     per-call instruction count from callgrind's own dump (valgrind is on every
     machine this project runs on)."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.instructions",
-            "empty-handler",
-            "--calls",
-            "10",
-            "--warmup",
-            "5",
-            "--concurrency",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    name, count, *_ = completed.stdout.split()
+    calls = ["--calls", "10", "--warmup", "5", "--concurrency", "2"]
+    out = _run_module("bench.instructions", "empty-handler", *calls)
+    name, count, *_ = out.split()
     assert name == "empty-handler"
     # An empty gRPC call through mTLS still runs well over 10^5 instructions.
     assert int(count.replace(",", "")) > 100_000
