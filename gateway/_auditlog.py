@@ -143,7 +143,10 @@ class SqliteAccessLog:
         self._origin = origin
         self._nodes: SqliteNodeStore | None = None
         self._frontier = MerkleFrontier()
-        self._committed: tuple[int, bytes] = (0, EMPTY_ROOT)
+        # The durable tree's right edge, snapshot per commit; its root is computed
+        # only when asked for (checkpoints), not on every commit (~10 hashes each).
+        self._committed_edge: tuple[int, tuple[bytes, ...]] = (0, ())
+        self._committed_root: tuple[int, bytes] = (0, EMPTY_ROOT)
         self._checkpoint: SignedCheckpoint | None = None
         self._checkpoint_waiters: list[asyncio.Future[SignedCheckpoint]] = []
         self._cond = threading.Condition()
@@ -200,7 +203,7 @@ class SqliteAccessLog:
             size = 0 if row[0] is None else int(row[0]) + 1
             # O(log n) node reads rebuild the frontier: opening stays fast on big logs.
             self._frontier = self._nodes.frontier(size)
-            self._committed = (size, self._frontier.root())
+            self._committed_edge = (size, self._frontier.nodes)
             self._size = size
             latest = conn.execute(
                 "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
@@ -223,7 +226,15 @@ class SqliteAccessLog:
     def committed(self) -> tuple[int, bytes]:
         """Size and root hash of the durable part of the log."""
         with self._cond:
-            return self._committed
+            size, nodes = self._committed_edge
+            known = self._committed_root
+        if known[0] == size:
+            return known
+        root = MerkleFrontier.from_nodes(size, nodes).root()
+        with self._cond:
+            if self._committed_root[0] < size:
+                self._committed_root = (size, root)
+        return size, root
 
     @property
     def latest_checkpoint(self) -> SignedCheckpoint | None:
@@ -384,7 +395,7 @@ class SqliteAccessLog:
             raise
         self._frontier.extend(hashes)
         with self._cond:
-            self._committed = (self._frontier.size, self._frontier.root())
+            self._committed_edge = (self._frontier.size, self._frontier.nodes)
         self.commits += 1
 
     def _publish(

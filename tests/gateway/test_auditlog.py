@@ -118,6 +118,31 @@ class TestDurableRows:
         assert len(rows) == 5
         assert log.committed == (5, root_from_leaf_hashes([r[2] for r in rows]))
 
+    async def test_committed_root_follows_every_commit_and_a_reopen(self, path: Path) -> None:
+        """The committed size and root match the leaves at each step, whether or not it
+        was read in between (the root is computed when asked, then kept), and after a
+        reopen of the same file."""
+        hashes: list[bytes] = []
+        log = SqliteAccessLog(path)
+        await log.open()
+        try:
+            for batch in (1, 2, 5, 1, 8, 3):
+                pending = [log.append(record(len(hashes) + i)) for i in range(batch)]
+                for p in pending:
+                    await p.wait()
+                hashes.extend(leaf_hash(p.leaf) for p in pending)
+                if batch != 5:  # one step goes unread: the next read must not be stale
+                    assert log.committed == (len(hashes), root_from_leaf_hashes(hashes))
+                    assert log.committed == (len(hashes), root_from_leaf_hashes(hashes))
+        finally:
+            await log.close()
+        reopened = SqliteAccessLog(path)
+        await reopened.open()
+        try:
+            assert reopened.committed == (len(hashes), root_from_leaf_hashes(hashes))
+        finally:
+            await reopened.close()
+
     async def test_query_columns_extracted(self, log: SqliteAccessLog, path: Path) -> None:
         """Known record fields land in queryable columns; missing ones are NULL."""
         await log.append(record(0)).wait()
