@@ -387,7 +387,7 @@ class SqliteAccessLog:
         conn.execute("BEGIN IMMEDIATE")
         try:
             insert_rows(conn, "access_log", _INSERT_COLUMNS, rows)
-            self._nodes.add_leaf_hashes(start, hashes)
+            self._nodes.add_leaf_hashes(start, hashes, right_edge=self._frontier)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final
 
 from ._merkle import (
@@ -48,14 +48,27 @@ class NodeStore(ABC):
     def _write_nodes(self, rows: list[_Row]) -> None:
         """Persist new (level, index, hash) rows, sorted by level then index."""
 
-    def add_leaf_hashes(self, start_index: int, hashes: Sequence[bytes]) -> None:
+    def add_leaf_hashes(
+        self,
+        start_index: int,
+        hashes: Sequence[bytes],
+        *,
+        right_edge: MerkleFrontier | None = None,
+    ) -> None:
         """Append leaf hashes at `start_index` (must equal `size`) and every node they complete.
 
         Node (k, j) completes with leaf (j + 1) * 2**k - 1, so the new nodes on level k
         are j in [start >> k, end >> k). Their left children from before the batch are the
-        old tree's right-edge subtrees: at most one per level, read in one batch up front.
+        old tree's right-edge subtrees: at most one per level, read in one batch up front,
+        or taken from `right_edge`, the caller's frontier of the stored tree, which saves
+        a writer that keeps one both reads (size and nodes) on every batch.
         """
-        if start_index != self.size:
+        if right_edge is not None:
+            if right_edge.size != start_index:
+                raise ValueError(
+                    f"leaves must be appended at {right_edge.size}, not at {start_index}"
+                )
+        elif start_index != self.size:
             raise ValueError(f"leaves must be appended at {self.size}, not at {start_index}")
         if not hashes:
             return
@@ -69,7 +82,15 @@ class NodeStore(ABC):
             if below & 1:
                 wanted.append((level - 1, below - 1))
             level += 1
-        old = self.get_nodes(wanted) if wanted else {}
+        old: Mapping[NodeKey, bytes]
+        if not wanted:
+            old = {}
+        elif right_edge is not None:
+            # The frontier holds exactly the perfect subtrees of [0, start): every
+            # wanted node is one of them.
+            old = dict(zip(perfect_subtrees(0, start_index), right_edge.nodes, strict=True))
+        else:
+            old = self.get_nodes(wanted)
 
         rows: list[_Row] = [(0, start_index + i, h) for i, h in enumerate(hashes)]
         current: Sequence[bytes] = hashes

@@ -468,6 +468,30 @@ class TestNodeStores:
         empty_store.add_leaf_hashes(3, [])
         assert empty_store.size == 3
 
+    def test_right_edge_from_a_frontier_gives_the_same_nodes(self, empty_store: NodeStore) -> None:
+        """A writer's frontier stands in for the store's reads of size and right edge."""
+        rnd = random.Random(7)
+        frontier = MerkleFrontier()
+        while frontier.size < 777:
+            end = min(777, frontier.size + rnd.choice([1, 2, 3, 7, 16, 33]))
+            batch = HASHES[frontier.size : end]
+            empty_store.add_leaf_hashes(frontier.size, batch, right_edge=frontier)
+            frontier.extend(batch)
+        keys = [(level, i) for level in range(10) for i in range(777 >> level)]
+        reference = MemoryNodeStore()
+        reference.add_leaf_hashes(0, HASHES[:777])
+        assert empty_store.get_nodes(keys) == reference.get_nodes(keys)
+        assert empty_store.size == 777
+
+    def test_right_edge_of_another_size_is_refused(self, empty_store: NodeStore) -> None:
+        """A frontier that does not end where the batch starts is a writer bug: refused."""
+        empty_store.add_leaf_hashes(0, HASHES[:3])
+        stale = MerkleFrontier()
+        stale.extend(HASHES[:2])
+        with pytest.raises(ValueError, match="appended at 2, not at 3"):
+            empty_store.add_leaf_hashes(3, HASHES[3:5], right_edge=stale)
+        assert empty_store.size == 3
+
     def test_missing_nodes_raise_lookup_error(self, empty_store: NodeStore) -> None:
         """Asking for a node that is not stored is a LookupError, not a wrong hash."""
         empty_store.add_leaf_hashes(0, HASHES[:3])
