@@ -147,7 +147,9 @@ class HttpJsonAdapter:
 
 async def _read_limited(response: aiohttp.ClientResponse, where: str) -> bytes:
     declared = response.content_length
-    if declared is not None:
+    # With a Content-Encoding the declared length is the compressed size and read()
+    # would inflate without bound (a 65 KB gzip can expand to gigabytes): stream it.
+    if declared is not None and "Content-Encoding" not in response.headers:
         # The usual case: the size is known, so one read, refused up front if too big.
         if declared > _MAX_ANSWER_BYTES:
             raise ProviderUnavailable(f"{where}: answer larger than {_MAX_ANSWER_BYTES} bytes")

@@ -76,6 +76,10 @@ class _Missing:
 _MISSING: Final = _Missing()
 # Built once: json.loads with options constructs a new decoder on every call.
 _DECODER: Final = json.JSONDecoder(parse_float=Decimal)
+# The longest data item a registry may return (a business scope, 经营范围, runs to a
+# few thousand characters); longer is a broken or hostile answer, not a record.
+_MAX_ITEM_CHARS: Final = 8192
+_MAX_EXPONENT: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,12 @@ def _scalar_text(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float | Decimal):
-        return format(Decimal(str(value)), "f")
+        number = Decimal(str(value))
+        # Positional notation of 1e6000000 is six million digits: beyond a sane
+        # magnitude keep the scientific spelling (a data item refuses it later).
+        if number.is_finite() and abs(number.adjusted()) > _MAX_EXPONENT:
+            return str(number)
+        return format(number, "f")
     raise ValueError("not a scalar")
 
 
@@ -250,6 +259,10 @@ def _field_value(item: FieldMapping, record: dict[str, Any], holder_id: str) -> 
     text = _scalar_text(raw).strip()
     if not text or text in item.absent:
         return None
+    if len(text) > _MAX_ITEM_CHARS:
+        raise ValueError("longer than any data item")
+    if not text.isascii():
+        text.encode("utf-8")  # UnicodeEncodeError (a ValueError) on lone surrogates
     if item.values is not None:
         if text not in item.values:
             raise ValueError("code not in the value table")
@@ -296,8 +309,8 @@ def _canonical_decimal(item: FieldMapping, text: str) -> str:
         number = Decimal(text)
     except InvalidOperation:
         raise ValueError("not a decimal") from None
-    if not number.is_finite():
-        raise ValueError("not a finite decimal")
+    if not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
+        raise ValueError("not a finite decimal of sane magnitude")
     if item.scale is not None:
         padded = number.quantize(Decimal(1).scaleb(-item.scale))
         if padded != number:
@@ -310,5 +323,7 @@ def _parse_json(raw: bytes) -> object:
     """Parse an answer body, decimals kept exact; `_MISSING` when it is not JSON."""
     try:
         return _DECODER.decode(raw.decode("utf-8-sig"))
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    # ValueError includes UnicodeDecodeError and JSONDecodeError; RecursionError
+    # is a document nested deeper than the parser's stack.
+    except (ValueError, RecursionError):
         return _MISSING

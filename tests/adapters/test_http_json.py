@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import importlib.resources
 import socket
 import time
@@ -368,7 +369,8 @@ async def _scripted(request: web.Request) -> web.StreamResponse:
         request.transport.get_extra_info("peername") if request.transport else None
     )
     status, body = request.app[_SCRIPT]["answer"]
-    return web.Response(status=status, body=body, content_type="application/json")
+    headers = request.app[_SCRIPT].get("headers")
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
 def _fake_mapping(**field: Any) -> RegistryMapping:
@@ -394,8 +396,9 @@ class ScriptedRegistry:
         self.base_url = base_url
         self.app = app
 
-    def answer(self, status: int, body: bytes) -> None:
+    def answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.app[_SCRIPT]["answer"] = (status, body)
+        self.app[_SCRIPT]["headers"] = headers
 
     async def lookup(self, **field: Any) -> dict[str, str]:
         adapter = HttpJsonAdapter(_fake_mapping(**field), self.base_url)
@@ -441,6 +444,12 @@ class TestUnreadableAnswers:
                 "value",
             ),
             (200, b'{"data": {"value": {"nested": 1}}}', {}, "value"),
+            # Nested deeper than the parser's stack: not JSON, not a crash.
+            (200, b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, "not JSON"),
+            # A lone surrogate is valid JSON but no text a record can carry.
+            (200, b'{"data": {"value": "\\ud800"}}', {}, "data item value"),
+            (200, b'{"data": {"value": "' + b"x" * 8193 + b'"}}', {}, "data item value"),
+            (200, b'{"data": {"value": 1e6000000}}', {"type": "decimal"}, "data item value"),
         ],
     )
     async def test_unreadable(
@@ -464,6 +473,9 @@ class TestUnreadableAnswers:
             (b'"0.50"', {"type": "decimal"}, {"value": "0.50"}),
             (b"true", {}, {"value": "true"}),
             (b'"  "', {}, {}),
+            # Positional notation would be a million digits: the scientific spelling stays.
+            (b"1e1000000", {}, {"value": "1E+1000000"}),
+            (b'"' + "经营范围".encode() * 2048 + b'"', {}, {"value": "经营范围" * 2048}),
             (b"null", {}, {}),
             (
                 b'"2025-01-01T01:00:00+09:00"',
@@ -487,6 +499,23 @@ class TestUnreadableAnswers:
         """Decimals, booleans, blanks and timestamps take one canonical form."""
         scripted.answer(200, b'{"data": {"value": ' + value + b"}}")
         assert await scripted.lookup(**field) == expected
+
+    async def test_compressed_answer_is_capped_after_inflating(
+        self, scripted: ScriptedRegistry
+    ) -> None:
+        """A small gzip body that inflates past the answer limit is refused, not read."""
+        inflated = b'{"data": {"value": "' + b"x" * (5 * 1024 * 1024) + b'"}}'
+        scripted.answer(200, gzip.compress(inflated), {"Content-Encoding": "gzip"})
+        error = await _failure(ProviderUnavailable, _HOLDER, scripted.lookup())
+        assert "larger than" in str(error)
+
+    async def test_compressed_answer_within_the_cap_is_read(
+        self, scripted: ScriptedRegistry
+    ) -> None:
+        """Compression itself is fine: a gzip answer under the limit maps as usual."""
+        body = gzip.compress(b'{"data": {"value": "ok"}}')
+        scripted.answer(200, body, {"Content-Encoding": "gzip"})
+        assert await scripted.lookup() == {"value": "ok"}
 
 
 class TestSession:
