@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Final
 
 import grpc
 from google.protobuf import any_pb2
@@ -134,23 +135,43 @@ def rich_status(
     metadata: Mapping[str, str] | None = None,
     violations: Sequence[tuple[str, str]] = (),
 ) -> grpc.Status:
-    """A google.rpc.Status with one ErrorInfo and, for bad fields, a BadRequest."""
+    """A google.rpc.Status with one ErrorInfo and, for bad fields, a BadRequest.
+
+    Values a caller sent may be echoed in the metadata; each is cut to
+    `_MAX_ECHO` characters so a long input cannot push the status past the
+    client's trailer limit (16 KiB by default), which would lose the ErrorInfo.
+    """
     info = error_details_pb2.ErrorInfo(
-        reason=reason, domain=ERROR_DOMAIN, metadata=dict(metadata or {})
+        reason=reason,
+        domain=ERROR_DOMAIN,
+        metadata={k: _bounded(v) for k, v in (metadata or {}).items()},
     )
     details = [any_pb2.Any()]
     details[0].Pack(info)
     if violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=_bounded(f), description=_bounded(d)
+                )
                 for f, d in violations
             ]
         )
         details.append(any_pb2.Any())
         details[1].Pack(bad_request)
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    status = status_pb2.Status(
+        code=code.value[0], message=_bounded(message, _MAX_MESSAGE), details=details
+    )
     return rpc_status.to_status(status)
+
+
+# Enough for any code, name or id the gateway knows; a longer value is not one.
+_MAX_ECHO: Final = 128
+_MAX_MESSAGE: Final = 1024
+
+
+def _bounded(text: str, limit: int = _MAX_ECHO) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def error_info_of(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:

@@ -205,13 +205,17 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
     """Check `token` against `jwks`; reasons: MALFORMED, KEY_UNKNOWN, SIGNATURE_INVALID."""
     try:
         header = _peek_header(token)
-        kid = str(header.get("kid", ""))
         keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
     except (ValueError, KeyError, TypeError, RecursionError, JoseError):
         return EvidenceVerification(False, "MALFORMED")
+    # The header is not authenticated yet, and these values go back to the caller:
+    # only short, encodable text and an index that fits the reply are kept.
+    kid = _echoable(header.get("kid"))
+    request_id = _echoable(header.get("gsreq"))
+    if kid is None or request_id is None:
+        return EvidenceVerification(False, "MALFORMED")
     index = header.get("gsidx")
-    request_id = str(header.get("gsreq", ""))
-    log_index = index if isinstance(index, int) else -1
+    log_index = index if type(index) is int and 0 <= index < _MAX_LOG_INDEX else -1
     if not any(key.kid == kid for key in keys.keys):
         return EvidenceVerification(False, "KEY_UNKNOWN", kid, log_index, request_id)
     try:
@@ -223,6 +227,25 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
     except (ValueError, RecursionError):
         return EvidenceVerification(False, "MALFORMED", kid, log_index, request_id)
     return EvidenceVerification(True, "", kid, log_index, request_id, payload)
+
+
+# log_index is an int64 in the reply; request ids are at most 128 characters, key ids
+# are a thumbprint: anything beyond these bounds is not a header the gateway wrote.
+_MAX_LOG_INDEX: Final = 2**63
+_MAX_HEADER_TEXT: Final = 128
+
+
+def _echoable(value: object) -> str | None:
+    """`value` as text safe to send back (missing is ""), or None if it cannot be."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > _MAX_HEADER_TEXT:
+        return None
+    try:
+        value.encode("utf-8")  # lone surrogates: JSON allows them, protobuf does not
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def _b64url(data: bytes) -> bytes:

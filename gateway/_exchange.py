@@ -32,16 +32,21 @@ from govshare.directory import (
 
 from ._clock import utc_now
 from ._errors import GovshareError, Reason, to_grpc_status
-from ._evidence import canonical_json, verify_evidence
+from ._evidence import EvidenceVerification, canonical_json, verify_evidence
 from ._exchange_call import (
+    MAX_APPLICANTS,
+    MAX_FIELDS,
+    MAX_PURPOSE,
     CallRecord,
     applicant_for,
     check_holder,
+    check_holder_length,
     evidence_record,
     holder_id_type_of,
     log_access_line,
     request_id_of,
     require,
+    require_at_most,
 )
 from ._holder import mask_holder_id
 from ._identity import Principal, principal_from_auth_context
@@ -57,10 +62,16 @@ __all__ = ["ExchangeServicer"]
 
 _log = logging.getLogger("govshare.access")
 _R = TypeVar("_R")
-_MAX_PURPOSE = 200
 # Failures that say "not now" rather than "not for you": the material stays shareable.
+# A defect of ours (INTERNAL_ERROR) is one too: the applicant must not be sent for a
+# paper another department holds because the gateway failed.
 _TRANSIENT = frozenset(
-    {Reason.PROVIDER_UNAVAILABLE, Reason.PROVIDER_TIMEOUT, Reason.AUDIT_UNAVAILABLE}
+    {
+        Reason.PROVIDER_UNAVAILABLE,
+        Reason.PROVIDER_TIMEOUT,
+        Reason.AUDIT_UNAVAILABLE,
+        Reason.INTERNAL_ERROR,
+    }
 )
 # Part of the caller's deadline kept back for signing and the log append, so a
 # slow registry yields PROVIDER_TIMEOUT rather than the caller's own timeout.
@@ -140,6 +151,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             if bad_request_id is not None:
                 raise bad_request_id
             require(request.resource_code, "resource_code")
+            require_at_most(len(request.fields), "fields", MAX_FIELDS)
             resource = self._resource(catalogue, request.resource_code, access)
             return await self._exchange(
                 context,
@@ -159,7 +171,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         request: exchange_pb2.VerifyEvidenceRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> exchange_pb2.VerifyEvidenceResponse:
-        result = verify_evidence(request.jws, self._signer.jwks)
+        try:
+            result = verify_evidence(request.jws, self._signer.jwks)
+        except Exception:
+            # Whatever a token holds, the answer is a verdict, never a failed call.
+            _log.exception("evidence verification failed unexpectedly")
+            result = EvidenceVerification(False, "MALFORMED")
         return exchange_pb2.VerifyEvidenceResponse(
             valid=result.valid,
             reason=result.reason,
@@ -244,13 +261,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         requested_fields: Sequence[str],
         expected_id_type: str | None,
     ) -> exchange_pb2.Evidence:
+        check_holder_length(holder)
         if holder.id:
             access.holder_id_hash = self._holder_ids.hash(holder.id_type, holder.id)
             access.holder_id_masked = mask_holder_id(holder.id)
         require(access.matter_code, "matter_code")
-        require(access.purpose, "purpose")
-        if len(access.purpose) > _MAX_PURPOSE:
-            raise GovshareError(Reason.REQUEST_INVALID, "purpose is longer than 200 characters")
+        require(access.purpose, "purpose", MAX_PURPOSE)
         now = self._clock()
         decision = decide(
             catalogue, caller, resource, requested_fields, access.matter_code, now.date()
@@ -386,11 +402,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             if bad_request_id is not None:
                 raise bad_request_id
             require(request.matter_code, "matter_code")
-            require(request.purpose, "purpose")
+            require(request.purpose, "purpose", MAX_PURPOSE)
             if not request.applicants:
                 raise GovshareError(
                     Reason.REQUEST_INVALID, "applicants is required", field="applicants"
                 )
+            require_at_most(len(request.applicants), "applicants", MAX_APPLICANTS)
             matter = catalogue.matter(request.matter_code)
             if matter is None:
                 raise GovshareError(
@@ -458,7 +475,16 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         except asyncio.CancelledError:
             await asyncio.shield(self._log_cancellation(access))
             raise
-        except GovshareError as error:
+        except Exception as failure:
+            if isinstance(failure, GovshareError):
+                error = failure
+            else:
+                # A defect, not a decision: one material fails, the others are still
+                # delivered, and this one's attempt is logged under its own id.
+                _log.exception("unexpected failure request_id=%s", request_id)
+                error = GovshareError(
+                    Reason.INTERNAL_ERROR, f"internal error; quote request id {request_id}"
+                )
             logged = await self._log_denial(access, error)
             result.outcome = (
                 exchange_pb2.MATERIAL_OUTCOME_UNAVAILABLE

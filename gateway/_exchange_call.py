@@ -65,8 +65,8 @@ class CallRecord:
             "provider": self.provider,
             "resource_code": self.resource_code,
             "certificate_type": self.certificate_type,
-            "matter_code": self.matter_code,
-            "purpose": self.purpose,
+            "matter_code": clipped(self.matter_code, MAX_CODE),
+            "purpose": clipped(self.purpose, MAX_PURPOSE),
             "outcome": outcome,
             "reason": reason,
             "fields_returned": list(self.fields_returned),
@@ -121,9 +121,47 @@ def request_id_of(given: str) -> tuple[str, GovshareError | None]:
     return given, None
 
 
-def require(value: str, name: str) -> None:
+# Codes (certificate type, resource, matter) are a few dozen characters at most;
+# anything longer is refused before it reaches the catalogue or the audit log.
+MAX_CODE: Final = 64
+MAX_PURPOSE: Final = 200  # DOMAIN.md: 事由 ≤ 200 characters
+MAX_HOLDER_ID: Final = 32
+MAX_FIELDS: Final = 256
+MAX_APPLICANTS: Final = 32
+
+
+def require(value: str, name: str, max_length: int = MAX_CODE) -> None:
     if not value:
         raise GovshareError(Reason.REQUEST_INVALID, f"{name} is required", field=name)
+    if len(value) > max_length:
+        raise GovshareError(
+            Reason.REQUEST_INVALID,
+            f"{name} is longer than {max_length} characters",
+            field=name,
+        )
+
+
+def require_at_most(count: int, name: str, limit: int) -> None:
+    if count > limit:
+        raise GovshareError(
+            Reason.REQUEST_INVALID, f"{name} has more than {limit} entries", field=name
+        )
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters: what the audit log keeps of an over-long input
+    (the call is refused, but the attempt is still recorded, at a bounded size)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_holder_length(holder: exchange_pb2.Holder) -> None:
+    """Refuse an id too long to be any holder id before it is hashed or masked."""
+    if len(holder.id) > MAX_HOLDER_ID:
+        raise GovshareError(
+            Reason.HOLDER_ID_INVALID,
+            f"holder id is longer than {MAX_HOLDER_ID} characters",
+            id_type=clipped(holder.id_type, MAX_CODE),
+        )
 
 
 def check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> None:
@@ -137,7 +175,7 @@ def check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> N
         raise GovshareError(
             Reason.HOLDER_ID_INVALID,
             "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",
-            id_type=holder.id_type,
+            id_type=clipped(holder.id_type, MAX_CODE),
         )
 
 
@@ -174,7 +212,7 @@ def log_access_line(access: CallRecord, outcome: str, reason: str, index: int) -
                     "request_id": access.request_id,
                     "consumer": access.consumer,
                     "resource": access.resource_code,
-                    "matter": access.matter_code,
+                    "matter": clipped(access.matter_code, MAX_CODE),
                     "holder": access.holder_id_masked,
                     "outcome": outcome,
                     "reason": reason,

@@ -72,6 +72,129 @@ class TestEvidenceInput:
             )
         assert (reply.valid, reply.reason) == (False, "MALFORMED")
 
+    @pytest.mark.parametrize(
+        "forged",
+        [
+            {"alg": "EdDSA", "kid": "k", "gsidx": 2**63},
+            {"alg": "EdDSA", "kid": "\ud800"},
+            {"alg": "EdDSA", "kid": "k", "gsreq": "\ud800"},
+            {"alg": "EdDSA", "kid": "k" * 100_000},
+            {"alg": "EdDSA", "kid": 7},
+        ],
+        ids=["index-beyond-int64", "surrogate-kid", "surrogate-request-id", "long-kid", "int-kid"],
+    )
+    async def test_unauthenticated_header_values_give_a_verdict(
+        self, forged: dict[str, object], gateway: RunningGateway
+    ) -> None:
+        """Header values that cannot go back in the reply give valid=false, not a failed call."""
+        header = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            reply = await gateway.exchange(channel).VerifyEvidence(
+                exchange_pb2.VerifyEvidenceRequest(jws=f"{header}.e30.c2ln")
+            )
+        assert not reply.valid
+        assert reply.reason in {"MALFORMED", "KEY_UNKNOWN"}
+        assert reply.log_index == -1
+        assert len(reply.key_id) <= 128
+
+
+def _certificate_request(**changes: object) -> exchange_pb2.GetCertificateRequest:
+    request = exchange_pb2.GetCertificateRequest(
+        certificate_type="identity_record",
+        holder=exchange_pb2.Holder(id_type="111", id="330106198001010005"),
+        matter_code="330100-BDC-0001",
+        purpose="不动产转移登记核验卖方身份",
+    )
+    for name, value in changes.items():
+        if isinstance(value, exchange_pb2.Holder):
+            request.holder.CopyFrom(value)
+        else:
+            setattr(request, name, value)
+    return request
+
+
+class TestExchangeInput:
+    """Over-long input is refused up front and never stored at full length."""
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"certificate_type": "x" * 20_000}, "REQUEST_INVALID"),
+            ({"matter_code": "m" * 1_000_000}, "REQUEST_INVALID"),
+            ({"purpose": "p" * 201}, "REQUEST_INVALID"),
+            ({"request_id": "r" * 129}, "REQUEST_INVALID"),
+        ],
+        ids=["certificate-type", "matter-code", "purpose", "request-id"],
+    )
+    async def test_over_long_codes_are_refused_with_a_bounded_status(
+        self, changes: dict[str, object], reason: str, gateway: RunningGateway
+    ) -> None:
+        """The ErrorInfo arrives (nothing echoed overflows the trailers) and the log row is small."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).GetCertificate(
+                    _certificate_request(**changes), timeout=10
+                )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == reason
+        row = gateway.audit_rows()[-1]
+        assert (row["outcome"], row["reason"]) == ("DENIED", reason)
+        assert len(row["leaf"]) < 2048
+
+    async def test_an_unknown_code_is_echoed_cut_short(self, gateway: RunningGateway) -> None:
+        """An unknown 64-character type is NOT_FOUND; its echo in the metadata is bounded."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).GetCertificate(
+                    _certificate_request(certificate_type="t" * 64), timeout=10
+                )
+        info = error_info(raised.value)
+        assert info.reason == "RESOURCE_NOT_FOUND"
+        assert info.metadata["certificate_type"] == "t" * 64
+
+    async def test_a_holder_id_too_long_for_any_rule_is_not_stored(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A megabyte holder id is HOLDER_ID_INVALID and neither hashed nor masked into the log."""
+        holder = exchange_pb2.Holder(id_type="111", id="3" * 1_000_000)
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).GetCertificate(
+                    _certificate_request(holder=holder), timeout=10
+                )
+        assert error_info(raised.value).reason == "HOLDER_ID_INVALID"
+        record = json.loads(gateway.audit_rows()[-1]["leaf"])
+        assert (record["holder_id_masked"], record["holder_id_hash"]) == ("", "")
+
+    async def test_thousands_of_fields_are_refused(self, gateway: RunningGateway) -> None:
+        """QueryRecord with 5,000 field names is REQUEST_INVALID, not a 16 KiB trailer overflow."""
+        request = exchange_pb2.QueryRecordRequest(
+            resource_code="101002/00001",
+            holder=exchange_pb2.Holder(id_type="111", id="330106198001010005"),
+            fields=[f"no_such_item_{n}" for n in range(5000)],
+            matter_code="330100-BDC-0001",
+            purpose="不动产转移登记核验卖方身份",
+        )
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).QueryRecord(request, timeout=10)
+        assert error_info(raised.value).reason == "REQUEST_INVALID"
+
+    async def test_resolve_materials_refuses_a_long_purpose_for_the_whole_call(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A 201-character purpose fails the call instead of sending every material to paper."""
+        request = exchange_pb2.ResolveMaterialsRequest(
+            matter_code="330100-BDC-0001",
+            applicants=[exchange_pb2.Holder(id_type="111", id="330106198001010005")],
+            purpose="p" * 201,
+        )
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await gateway.exchange(channel).ResolveMaterials(request, timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == "REQUEST_INVALID"
+
 
 class TestStartFailure:
     async def test_a_gateway_that_cannot_bind_leaves_nothing_running(

@@ -127,3 +127,16 @@ class TestRichStatus:
             {"resource": "r"},
         )
         assert str(error) == "no grant"
+
+    def test_echoed_values_are_cut_short(self) -> None:
+        """Metadata values stop at 128 characters and the message at 1024, so a long input
+        echoed back cannot push the status past the client's 16 KiB trailer limit."""
+        error = GovshareError(Reason.RESOURCE_NOT_FOUND, "m" * 5000, certificate_type="x" * 20_000)
+        decoded = decode_details(to_grpc_status(error))
+        info = error_details_pb2.ErrorInfo()
+        assert decoded.details[0].Unpack(info)
+        assert info.metadata["certificate_type"] == "x" * 127 + "…"
+        assert decoded.message == "m" * 1023 + "…"
+        fits = GovshareError(Reason.RESOURCE_NOT_FOUND, "no such type", certificate_type="y" * 128)
+        assert decode_details(to_grpc_status(fits)).details[0].Unpack(info)
+        assert info.metadata["certificate_type"] == "y" * 128

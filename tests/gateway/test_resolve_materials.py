@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from govshare.adapters import ResourceMapping
 from govshare.adapters.simulators import Population
 from govshare.api.exchange.v1 import exchange_pb2
 from govshare.gateway import Gateway, GatewayConfig, verify_evidence
@@ -121,6 +122,38 @@ class TestResolveMaterials:
         tax = by_source["tax_payment_certificate"]
         assert (tax.outcome, tax.reason) == (_UNAVAILABLE, "PROVIDER_UNAVAILABLE")
         assert by_source["identity_record"].outcome == _SHARED
+
+    async def test_a_defect_in_one_material_leaves_the_others_shared(
+        self, gateway: RunningGateway, population: Population, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An unexpected exception in one lookup makes that material UNAVAILABLE with its own
+        INTERNAL_ERROR record; the other materials are still delivered."""
+        original = ResourceMapping.interpret
+
+        def broken_for_marriage(
+            self: ResourceMapping, status: int, raw: bytes, holder_id: str
+        ) -> dict[str, str]:
+            if self.resource_code == "101002/00001":
+                raise RuntimeError("injected defect")
+            return original(self, status, raw, holder_id)
+
+        # Fault injection: stands in for a defect no real input triggers any more.
+        monkeypatch.setattr(ResourceMapping, "interpret", broken_for_marriage)
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            reply = await gateway.exchange(channel).ResolveMaterials(
+                _request(population, "330100-BDC-0003"), timeout=10
+            )
+        by_source = {r.source: r for r in reply.results}
+        marriage = by_source["marriage_record"]
+        assert (marriage.outcome, marriage.reason) == (_UNAVAILABLE, "INTERNAL_ERROR")
+        assert "resolve-1/2" in marriage.message
+        assert [r.outcome for r in reply.results].count(_SHARED) == 4
+        logged = {
+            (record["request_id"], record["outcome"], record["reason"])
+            for record in (json.loads(r["leaf"]) for r in gateway.audit_rows())
+        }
+        assert ("resolve-1/2", "DENIED", "INTERNAL_ERROR") in logged
+        assert ("resolve-1/1", "ALLOWED", "") in logged
 
     async def test_unknown_matter_and_missing_applicants(
         self, gateway: RunningGateway, population: Population
