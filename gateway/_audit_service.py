@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf import timestamp_pb2
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
+from govshare.directory import is_valid_holder_id
 
 from ._auditlog import SignedCheckpoint
 from ._auditquery import AccessQuery, AuditReader, StoredRecord
@@ -75,6 +76,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         caller = await self._require(context, "ListAccessRecords", Role.AUDITOR)
         if request.holder_id and not request.holder_id_type:
             await _abort(context, Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
+        if request.holder_id and not is_valid_holder_id(request.holder_id_type, request.holder_id):
+            # Refused like the exchange refuses it, and logged as every refusal is.
+            error = GovshareError(
+                Reason.HOLDER_ID_INVALID,
+                "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",
+                id_type=request.holder_id_type,
+            )
+            await self._decisions.record_denial("AuditService.ListAccessRecords", caller, error)
+            await _abort_with(context, error)
+        if request.outcome and request.outcome not in _OUTCOMES:
+            # An unknown value (a newer client's) must not quietly mean "any outcome".
+            await _abort(context, Reason.REQUEST_INVALID, f"outcome {request.outcome} is unknown")
+        start_time, end_time = await _time_range(context, request)
         query = AccessQuery(
             consumer=request.consumer,
             provider=request.provider,
@@ -86,8 +100,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             ),
             matter_code=request.matter_code,
             outcome=_OUTCOMES.get(request.outcome, ""),
-            start_time=await _time(context, request, "start_time"),
-            end_time=await _time(context, request, "end_time"),
+            start_time=start_time,
+            end_time=end_time,
             include_directory_events=request.include_directory_events,
         )
         if request.page_size < 0:
@@ -96,14 +110,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         after = await _decode_token(context, request.page_token, query)
         rows = await self._reader.search(query, after, size + 1)
         if request.holder_id:
-            # Looking a person up in the log is itself an access to their data.
-            await self._decisions.record(
-                "AuditService.ListAccessRecords",
-                caller,
-                "ALLOWED",
-                holder_id_hash=self._holder_ids.hash(request.holder_id_type, request.holder_id),
-                holder_id_masked=mask_holder_id(request.holder_id),
-            )
+            # Looking a person up in the log is itself an access to their data: no
+            # answer leaves without its record.
+            try:
+                await self._decisions.record_or_fail(
+                    "AuditService.ListAccessRecords",
+                    caller,
+                    "ALLOWED",
+                    holder_id_hash=query.holder_id_hash,
+                    holder_id_masked=mask_holder_id(request.holder_id),
+                )
+            except GovshareError as error:
+                await _abort_with(context, error)
         token = _encode_token(rows[size - 1].index, query) if len(rows) > size else ""
         return audit_pb2.ListAccessRecordsResponse(
             access_records=[_record(row) for row in rows[:size]], next_page_token=token
@@ -183,19 +201,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             yield audit_pb2.ExportAccessRecordsResponse(
                 entries=[audit_pb2.LogEntry(index=e.index, leaf=e.leaf) for e in chunk]
             )
-            position += len(chunk)
             if not chunk:
                 break
+            # From the last index sent, not by the count: a gap in the rows (a damaged
+            # log) would otherwise send entries twice.
+            position = chunk[-1].index + 1
 
     async def GetUsageStats(
         self, request: audit_pb2.GetUsageStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.GetUsageStatsResponse:
         await self._require(context, "GetUsageStats", Role.AUDITOR, Role.ADMIN)
+        start_time, end_time = await _time_range(context, request)
         stats = await self._reader.usage_stats(
-            AccessQuery(
-                start_time=await _time(context, request, "start_time"),
-                end_time=await _time(context, request, "end_time"),
-            )
+            AccessQuery(start_time=start_time, end_time=end_time)
         )
         return audit_pb2.GetUsageStatsResponse(
             total=stats.total,
@@ -258,6 +276,16 @@ async def _time(context: grpc.aio.ServicerContext[Any, Any], request: Any, field
         await _abort(context, Reason.REQUEST_INVALID, f"{field} is not a valid time")
         raise AssertionError("unreachable") from None
     return utc_text(moment)
+
+
+async def _time_range(context: grpc.aio.ServicerContext[Any, Any], request: Any) -> tuple[str, str]:
+    """`start_time` and `end_time` as text; REQUEST_INVALID if the range runs backwards."""
+    start = await _time(context, request, "start_time")
+    end = await _time(context, request, "end_time")
+    # One fixed-width format (utc_text), so the texts compare as the times do.
+    if start and end and start > end:
+        await _abort(context, Reason.REQUEST_INVALID, "start_time is after end_time")
+    return start, end
 
 
 def _token_key(query: AccessQuery) -> str:

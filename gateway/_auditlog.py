@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _INSERT_COLUMNS: Final = ("idx", "leaf", "leaf_hash", *_COLUMNS)
+# Appending to a damaged log would bury the damage or sign a fork of what was signed.
+_KEEP_FOR_AUDITORS: Final = (
+    "keep the file for `govshare audit verify` and start the gateway on a new one"
+)
 
 
 class AccessLogError(Exception):
@@ -199,28 +203,73 @@ class SqliteAccessLog:
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._nodes = SqliteNodeStore(conn)
-            row = conn.execute("SELECT max(idx) FROM access_log").fetchone()
-            size = 0 if row[0] is None else int(row[0]) + 1
+            size = self._stored_size(conn, self._nodes)
             # O(log n) node reads rebuild the frontier: opening stays fast on big logs.
             self._frontier = self._nodes.frontier(size)
             self._committed_edge = (size, self._frontier.nodes)
             self._size = size
-            latest = conn.execute(
-                "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-            ).fetchone()
-            if latest is not None:
-                self._checkpoint = SignedCheckpoint(
-                    latest[2], self._origin, int(latest[0]), bytes(latest[1])
-                )
+            self._checkpoint = self._latest_checkpoint(conn, self._nodes, size)
             if self._signer is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO log_meta (key, value) VALUES ('verifier_key', ?)",
                     (self._signer.verifier_key(),),
                 )
+        except LookupError as exc:
+            conn.close()
+            raise AccessLogError(
+                f"{self._path}: the Merkle tree is missing nodes ({exc}); {_KEEP_FOR_AUDITORS}"
+            ) from exc
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _stored_size(self, conn: sqlite3.Connection, nodes: SqliteNodeStore) -> int:
+        """Entries in the file, after checking that leaves and tree agree.
+
+        A writer resuming on a damaged file would either fail every commit (an
+        index already in the tree) or sign a tree that forks from one it signed.
+        """
+        row = conn.execute("SELECT max(idx) FROM access_log").fetchone()
+        size = 0 if row[0] is None else int(row[0]) + 1
+        tree_size = nodes.size
+        if size != tree_size:
+            raise AccessLogError(
+                f"{self._path} holds {size} entries but its Merkle tree {tree_size} leaves: "
+                f"the file was altered or partly restored; {_KEEP_FOR_AUDITORS}"
+            )
+        # count(*) scans the smallest index (about 0.1 s per 200k entries from a cold
+        # cache); it is the only way to see an entry deleted from the middle.
+        count = int(conn.execute("SELECT count(*) FROM access_log").fetchone()[0])
+        if count != size:
+            raise AccessLogError(
+                f"{self._path} holds {count} entries under indices 0 to {size - 1}: "
+                f"{size - count} were deleted; {_KEEP_FOR_AUDITORS}"
+            )
+        return size
+
+    def _latest_checkpoint(
+        self, conn: sqlite3.Connection, nodes: SqliteNodeStore, size: int
+    ) -> SignedCheckpoint | None:
+        """The latest stored checkpoint, checked against the tree it was signed over."""
+        latest = conn.execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if latest is None:
+            return None
+        checkpoint = SignedCheckpoint(latest[2], self._origin, int(latest[0]), bytes(latest[1]))
+        if checkpoint.size > size:
+            raise AccessLogError(
+                f"{self._path} holds {size} entries but its latest signed checkpoint covers "
+                f"{checkpoint.size}: the file was restored from an older copy or its tail "
+                f"was cut; {_KEEP_FOR_AUDITORS}"
+            )
+        if nodes.frontier(checkpoint.size).root() != checkpoint.root:
+            raise AccessLogError(
+                f"{self._path}: the tree of its first {checkpoint.size} entries no longer has "
+                f"the root of the signed checkpoint at that size; {_KEEP_FOR_AUDITORS}"
+            )
+        return checkpoint
 
     @property
     def committed(self) -> tuple[int, bytes]:
@@ -408,8 +457,9 @@ class SqliteAccessLog:
         try:
             if current is None or current.size != size:
                 note = self._signer.sign(Checkpoint(self._origin, size, root).body())
+                # Plain INSERT: another note at a signed size is a fork, never a replacement.
                 conn.execute(
-                    "INSERT OR REPLACE INTO checkpoints (size, root, note) VALUES (?, ?, ?)",
+                    "INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?)",
                     (size, root, note),
                 )
                 current = SignedCheckpoint(note, self._origin, size, root)

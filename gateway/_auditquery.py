@@ -192,16 +192,25 @@ class AuditReader:
             count = conn.execute(f"SELECT COUNT(*) FROM access_log WHERE {where}", values)
             total = int(count.fetchone()[0])
 
+            # Refusals outside the exchange (directory, audit) have no latency: counted
+            # as 0 ms they would drag every percentile down.
+            timed_where = f"{where} AND latency_us IS NOT NULL"
+            timed = int(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM access_log WHERE {timed_where}", values
+                ).fetchone()[0]
+            )
+
             def percentile(q: float) -> float:
-                if total == 0:
+                if timed == 0:
                     return 0.0
-                offset = min(total - 1, int(q * total))
+                offset = min(timed - 1, int(q * timed))
                 row = conn.execute(
-                    f"SELECT latency_us FROM access_log WHERE {where} "
+                    f"SELECT latency_us FROM access_log WHERE {timed_where} "
                     "ORDER BY latency_us LIMIT 1 OFFSET ?",
                     [*values, offset],
                 ).fetchone()
-                return float(row[0] or 0) / 1000.0
+                return float(row[0]) / 1000.0
 
             outcome = "CASE WHEN outcome = 'DENIED' THEN 'DENIED:' || reason ELSE outcome END"
             return UsageStats(

@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+# Stands for "the database has no level-0 node for this entry" (an export has None).
+_NO_NODE: object = object()
+
+
 @dataclass(frozen=True, slots=True)
 class LogVerification:
     """Outcome of a verification; `first_bad_index` names the first bad entry."""
@@ -42,15 +46,21 @@ class LogVerification:
     notes: Sequence[str] = field(default_factory=tuple)
 
 
+# (index, leaf, stored leaf hash, stored level-0 node) as read: a tampered file
+# can hold any SQLite type where bytes belong, so nothing is assumed yet.
+_Entry = tuple[int, object, object, object]
+
+
 def verify_entries(
-    entries: Iterable[tuple[int, bytes, bytes | None, bytes | None]],
+    entries: Iterable[_Entry],
     checkpoints: Sequence[str],
     verifier: NoteVerifier,
 ) -> LogVerification:
     """Check `(index, leaf, stored leaf hash, stored level-0 node)` rows in order.
 
     Stored hashes may be None (an export carries only leaves); then a changed
-    entry is located only between the two checkpoints around it.
+    entry is located only between the two checkpoints around it. A leaf or hash
+    that is not bytes (e.g. edited as TEXT) is a changed entry.
     """
     opened: list[tuple[int, bytes, str]] = []
     for note in checkpoints:
@@ -72,7 +82,14 @@ def verify_entries(
         if index != expected:
             problem = f"entry {expected} is missing (the next entry is {index})"
             return LogVerification(False, expected, checked, expected, problem)
+        if not isinstance(leaf, bytes):
+            problem = f"entry {index}: leaf is stored as {_kind(leaf)}, not a BLOB: it was edited"
+            return LogVerification(False, expected, checked, index, problem)
         computed = leaf_hash(leaf)
+        if stored_node is _NO_NODE:
+            return LogVerification(
+                False, expected, checked, index, f"entry {index} has no leaf in the Merkle tree"
+            )
         if stored_hash is not None and computed != stored_hash:
             return LogVerification(
                 False,
@@ -116,15 +133,48 @@ def verify_entries(
     return LogVerification(True, frontier.size, checked, None, "", notes)
 
 
-def _database_rows(
-    conn: sqlite3.Connection,
-) -> Iterator[tuple[int, bytes, bytes | None, bytes | None]]:
+def _kind(value: object) -> str:
+    """The SQLite storage class a non-BLOB value came from."""
+    kinds = {str: "TEXT", int: "INTEGER", float: "REAL"}
+    return "NULL" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _database_rows(conn: sqlite3.Connection) -> Iterator[_Entry]:
     rows = conn.execute(
         "SELECT a.idx, a.leaf, a.leaf_hash, n.hash FROM access_log a "
         "LEFT JOIN merkle_nodes n ON n.level = 0 AND n.idx = a.idx ORDER BY a.idx"
     )
     for index, leaf, stored, node in rows:
-        yield int(index), bytes(leaf), bytes(stored), None if node is None else bytes(node)
+        # A NULL leaf hash must not read as "not stored", which only an export may say.
+        yield (
+            int(index),
+            leaf,
+            b"" if stored is None else stored,
+            _NO_NODE if node is None else node,
+        )
+
+
+def _tree_size(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(idx) FROM merkle_nodes WHERE level = 0").fetchone()
+    return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+
+def _cut_tail(result: LogVerification, tree_size: int) -> LogVerification:
+    """A database whose tree has leaves past its last entry lost its tail.
+
+    Checkpoints catch a cut only up to the last signed size; the tree, written in
+    the same transaction as every entry, knows the rest.
+    """
+    if not result.ok or tree_size <= result.size:
+        return result
+    return LogVerification(
+        False,
+        result.size,
+        result.checkpoints_checked,
+        result.size,
+        f"the Merkle tree holds {tree_size} leaves but the log ends at {result.size}: "
+        "the tail was truncated",
+    )
 
 
 def stored_checkpoints(conn: sqlite3.Connection) -> list[str]:
@@ -145,12 +195,16 @@ def verify_log_file(
     conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         try:
+            # One read transaction: what a live gateway commits meanwhile is in no part.
+            conn.execute("BEGIN")
             key = verifier_key or stored_verifier_key(conn)
             notes = [*stored_checkpoints(conn), *extra_checkpoints]
             if key is None:
                 return LogVerification(False, 0, 0, None, "no verifier key: pass --key")
             verifier = NoteVerifier.from_key(key)
             result = verify_entries(_database_rows(conn), notes, verifier)
+            result = _cut_tail(result, _tree_size(conn))
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as error:
             return LogVerification(False, 0, 0, None, f"cannot read the log: {error}")
     finally:
@@ -163,9 +217,21 @@ def verify_log_file(
     return result
 
 
-def read_export(lines: Iterable[str]) -> Iterator[tuple[int, bytes, bytes | None, bytes | None]]:
-    """Entries of an export file: JSON lines `{"index": n, "leaf": base64}`."""
-    for line in lines:
-        if line.strip():
+def read_export(lines: Iterable[str]) -> Iterator[_Entry]:
+    """Entries of an export file: JSON lines `{"index": n, "leaf": base64}`.
+
+    A line that is not such an object raises ValueError naming the line.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             entry = json.loads(line)
-            yield int(entry["index"]), base64.b64decode(entry["leaf"]), None, None
+            index, leaf = entry["index"], entry["leaf"]
+            if type(index) is not int or not isinstance(leaf, str):
+                raise TypeError("index must be a number and leaf a base64 string")
+            decoded = base64.b64decode(leaf, validate=True)
+        except (ValueError, KeyError, TypeError) as error:
+            detail = f"no {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"export line {number} is not an entry: {detail}") from None
+        yield index, decoded, None, None

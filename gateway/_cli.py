@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ._auditverify import (
     read_export,
@@ -29,6 +30,8 @@ from ._merkle_store import SqliteNodeStore
 from ._pki import DEFAULT_TRUST_DOMAIN, DevPki
 
 __all__ = ["main"]
+
+_T = TypeVar("_T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,8 +175,8 @@ def _evidence_verify(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     try:
         return _audit_verify_checked(args)
-    except (ValueError, CheckpointError) as error:
-        # A mistyped key or a mangled file is the auditor's input, not a crash.
+    except (ValueError, CheckpointError, OSError) as error:
+        # A mistyped key, a missing or mangled file is the auditor's input, not a crash.
         print(f"INVALID: {error}")
         return 2
 
@@ -181,7 +184,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 def _audit_verify_checked(args: argparse.Namespace) -> int:
     if args.proof is not None:
         return _verify_proof_file(args.proof, args.key)
-    extra = json.loads(args.checkpoints.read_text("utf-8")) if args.checkpoints else []
+    extra = _read_checkpoints(args.checkpoints) if args.checkpoints else []
     if args.export is not None:
         if not args.key or not extra:
             print("--export needs --key and --checkpoints", file=sys.stderr)
@@ -201,16 +204,29 @@ def _audit_verify_checked(args: argparse.Namespace) -> int:
             f"ok: {result.size} entries, {result.checkpoints_checked} signed checkpoints verified"
         )
         return 0
-    print(f"FAILED at index {result.first_bad_index}: {result.problem}")
+    if result.first_bad_index is None:  # e.g. a checkpoint's signature: no entry to name
+        print(f"FAILED: {result.problem}")
+    else:
+        print(f"FAILED at index {result.first_bad_index}: {result.problem}")
     return 1
+
+
+def _read_checkpoints(path: Path) -> list[str]:
+    notes = json.loads(path.read_text("utf-8"))
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ValueError(f"{path} must hold a JSON list of signed notes (strings)")
+    return notes
 
 
 def _audit_prove(args: argparse.Namespace) -> int:
     try:
         return _audit_prove_checked(args)
-    except (ValueError, CheckpointError) as error:
+    except (ValueError, CheckpointError, LookupError) as error:
         print(f"cannot prove: {error}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as error:
+        print(f"cannot prove: cannot read {args.db}: {error}", file=sys.stderr)
+        return 2
 
 
 def _audit_prove_checked(args: argparse.Namespace) -> int:
@@ -232,6 +248,11 @@ def _audit_prove_checked(args: argparse.Namespace) -> int:
             )
             return 2
         row = conn.execute("SELECT leaf FROM access_log WHERE idx = ?", (args.index,)).fetchone()
+        if row is None or not isinstance(row[0], bytes):
+            raise ValueError(
+                f"entry {args.index} is missing or not stored as bytes: the log was altered; "
+                "run `govshare audit verify`"
+            )
         proof = SqliteNodeStore(conn, create_table=False).inclusion_proof(args.index, latest.size)
     finally:
         conn.close()
@@ -240,7 +261,7 @@ def _audit_prove_checked(args: argparse.Namespace) -> int:
             {
                 "index": args.index,
                 "tree_size": latest.size,
-                "leaf": base64.b64encode(bytes(row[0])).decode(),
+                "leaf": base64.b64encode(row[0]).decode(),
                 "proof": [h.hex() for h in proof],
                 "checkpoint": notes[-1],
                 "verifier_key": key,
@@ -251,19 +272,36 @@ def _audit_prove_checked(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proof_member(document: object, name: str, kind: type[_T]) -> _T:
+    """A member of a proof file, or ValueError naming what is wrong with it."""
+    if not isinstance(document, dict):
+        raise ValueError("the proof file must hold a JSON object from `govshare audit prove`")
+    value = document.get(name)
+    # bool is an int to Python, never to a proof.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        wanted = {str: "string", int: "integer", list: "list"}.get(kind, kind.__name__)
+        raise ValueError(f"the proof file has no {wanted} member {name!r}")
+    return value
+
+
 def _verify_proof_file(path: Path, key: str | None) -> int:
     document = json.loads(path.read_text("utf-8"))
     if key is None:
-        key = str(document["verifier_key"])
+        key = _proof_member(document, "verifier_key", str)
         print("note: the key was read from the proof file itself; pass --key to pin it")
+    note = _proof_member(document, "checkpoint", str)
+    leaf = base64.b64decode(_proof_member(document, "leaf", str), validate=True)
+    hashes = _proof_member(document, "proof", list)
+    if not all(isinstance(h, str) for h in hashes):
+        raise ValueError("the proof file's 'proof' must be a list of hex strings")
+    proof = [bytes.fromhex(h) for h in hashes]
+    index = _proof_member(document, "index", int)
+    size = _proof_member(document, "tree_size", int)
     try:
-        checkpoint = open_signed_note(document["checkpoint"], [NoteVerifier.from_key(key)])
+        checkpoint = open_signed_note(note, [NoteVerifier.from_key(key)])
     except CheckpointError as error:
         print(f"INVALID: checkpoint: {error}")
         return 1
-    leaf = base64.b64decode(document["leaf"])
-    proof = [bytes.fromhex(h) for h in document["proof"]]
-    index, size = int(document["index"]), int(document["tree_size"])
     if size != checkpoint.size or not verify_inclusion(
         leaf_hash(leaf), index, size, proof, checkpoint.root_hash
     ):
@@ -278,23 +316,45 @@ def _audit_export(args: argparse.Namespace) -> int:
         print(f"no audit log at {args.db}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(args.db.resolve().as_uri() + "?mode=ro", uri=True)
     try:
-        count = 0
-        with (args.out / "entries.jsonl").open("w", encoding="utf-8") as out:
-            for index, leaf in conn.execute("SELECT idx, leaf FROM access_log ORDER BY idx"):
-                entry = {"index": index, "leaf": base64.b64encode(bytes(leaf)).decode()}
-                out.write(json.dumps(entry) + "\n")
-                count += 1
-        notes = stored_checkpoints(conn)
-        key = stored_verifier_key(conn)
-    finally:
-        conn.close()
+        count, notes, key = _export_snapshot(args.db, args.out / "entries.jsonl")
+    except sqlite3.DatabaseError as error:
+        print(f"cannot export: cannot read {args.db}: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        print(f"cannot export: {error}", file=sys.stderr)
+        return 1
     (args.out / "checkpoints.json").write_text(json.dumps(notes, indent=2))
     print(f"{count} entries and {len(notes)} checkpoints written to {args.out}")
     if key:
         print(f"log key (compare with the one published by the operator): {key}")
     return 0
+
+
+def _export_snapshot(db: Path, entries: Path) -> tuple[int, list[str], str | None]:
+    """Write the entries; return their count, the checkpoints and the key, all from one
+    snapshot, so a checkpoint a live gateway publishes meanwhile is not in the export
+    without the entries it covers."""
+    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        conn.execute("BEGIN")
+        notes = stored_checkpoints(conn)
+        key = stored_verifier_key(conn)
+        count = 0
+        with entries.open("w", encoding="utf-8") as out:
+            for index, leaf in conn.execute("SELECT idx, leaf FROM access_log ORDER BY idx"):
+                if not isinstance(leaf, bytes):
+                    raise ValueError(
+                        f"entry {index} is not stored as bytes: the log was altered; "
+                        "run `govshare audit verify`"
+                    )
+                entry = {"index": index, "leaf": base64.b64encode(leaf).decode()}
+                out.write(json.dumps(entry) + "\n")
+                count += 1
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return count, notes, key
 
 
 if __name__ == "__main__":

@@ -4,14 +4,17 @@ were refused, and auditors' searches by holder — written to the same log."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from ._auditlog import AccessLogError, SqliteAccessLog
 from ._clock import utc_now, utc_text
-from ._errors import GovshareError
+from ._errors import GovshareError, Reason
 from ._identity import Principal
 
 __all__ = ["DecisionRecorder"]
+
+_log = logging.getLogger("govshare.gateway")
 
 
 class DecisionRecorder:
@@ -34,6 +37,42 @@ class DecisionRecorder:
         request_id: str = "",
         **fields: Any,
     ) -> None:
+        """Log a decision whose caller is told no either way (a refusal)."""
+        # A log that cannot take the record has already failed every exchange
+        # call, which is where operators will look.
+        with contextlib.suppress(AccessLogError):
+            await self._append(method, caller, outcome, reason, request_id, **fields)
+
+    async def record_or_fail(
+        self,
+        method: str,
+        caller: Principal | None,
+        outcome: str,
+        reason: str = "",
+        request_id: str = "",
+        **fields: Any,
+    ) -> None:
+        """Log a decision that hands data out; AUDIT_UNAVAILABLE if it cannot be logged.
+
+        Like an exchange call, such an answer must not leave without its record.
+        """
+        try:
+            await self._append(method, caller, outcome, reason, request_id, **fields)
+        except AccessLogError:
+            _log.exception("audit append failed method=%s", method)
+            raise GovshareError(
+                Reason.AUDIT_UNAVAILABLE, "the access could not be logged; nothing was handed out"
+            ) from None
+
+    async def _append(
+        self,
+        method: str,
+        caller: Principal | None,
+        outcome: str,
+        reason: str,
+        request_id: str,
+        **fields: Any,
+    ) -> None:
         record = {
             "time": utc_text(utc_now()),
             "method": method,
@@ -43,7 +82,4 @@ class DecisionRecorder:
             "reason": reason,
             **fields,
         }
-        # The caller is told no either way; a log that cannot take the record has
-        # already failed every exchange call, which is where operators will look.
-        with contextlib.suppress(AccessLogError):
-            await self._log.append(record).wait()
+        await self._log.append(record).wait()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,7 +13,10 @@ from govshare.adapters.simulators import Population
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2
 from govshare.gateway import (
+    AccessQuery,
+    AuditReader,
     NoteVerifier,
+    SqliteAccessLog,
     leaf_hash,
     open_signed_note,
     verify_consistency,
@@ -220,3 +225,117 @@ class TestDecisionsAboutTheLogAreLogged:
         assert (searched["consumer"], searched["outcome"]) == ("auditor/audit-office", "ALLOWED")
         assert searched["holder_id_masked"] == holder[:4] + "*" * 10 + holder[-4:]
         assert holder not in json.dumps(records)
+
+
+class TestHolderSearchNeedsTheLog:
+    async def test_a_holder_search_the_log_cannot_record_is_refused(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """With the audit log failing, a search by holder gets AUDIT_UNAVAILABLE, no records."""
+        await _traffic(gateway, population, allowed=2, denied=0)
+        with sqlite3.connect(gateway.audit_db) as conn:
+            conn.execute(
+                "CREATE TRIGGER fail_inserts BEFORE INSERT ON access_log "
+                "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+            )
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(
+                        holder_id_type="111", holder_id=population.persons[1].citizen_id
+                    )
+                )
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
+        assert population.persons[1].citizen_id not in (raised.value.details() or "")
+
+
+class TestBadFilters:
+    @pytest.mark.parametrize(
+        ("request_fields", "reason"),
+        [
+            ({"outcome": 99}, "REQUEST_INVALID"),
+            (
+                {"start_time": {"seconds": 2_000_000_000}, "end_time": {"seconds": 1}},
+                "REQUEST_INVALID",
+            ),
+            ({"holder_id_type": "111", "holder_id": "abc"}, "HOLDER_ID_INVALID"),
+            ({"holder_id_type": "999", "holder_id": "360426199101010071"}, "HOLDER_ID_INVALID"),
+        ],
+        ids=["unknown outcome", "inverted time range", "bad citizen id", "unknown id type"],
+    )
+    async def test_a_bad_search_filter_is_refused(
+        self, request_fields: dict[str, Any], reason: str, gateway: RunningGateway
+    ) -> None:
+        """Filters that cannot mean what the auditor asked are refused, not ignored."""
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(**request_fields)
+                )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == reason
+
+    async def test_a_refused_holder_search_is_logged_as_a_denial(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A search by an invalid holder id is logged DENIED with HOLDER_ID_INVALID."""
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(holder_id_type="111", holder_id="abc")
+                )
+        last = json.loads(gateway.audit_rows()[-1]["leaf"])
+        assert (last["method"], last["outcome"], last["reason"]) == (
+            "AuditService.ListAccessRecords",
+            "DENIED",
+            "HOLDER_ID_INVALID",
+        )
+
+    async def test_usage_stats_refuse_an_inverted_time_range(self, gateway: RunningGateway) -> None:
+        """GetUsageStats with start_time after end_time is REQUEST_INVALID."""
+        async with gateway.channel(gateway.pki.admin) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).GetUsageStats(
+                    audit_pb2.GetUsageStatsRequest(
+                        start_time={"seconds": 2_000_000_000}, end_time={"seconds": 1}
+                    )
+                )
+        assert error_info(raised.value).reason == "REQUEST_INVALID"
+
+
+class TestUsageStatsLatency:
+    async def test_records_without_latency_do_not_count_as_zero(self, tmp_path: Path) -> None:
+        """Percentiles are over timed records only; refusals still count in the total."""
+        path = tmp_path / "audit.db"
+        log = SqliteAccessLog(path)
+        await log.open()
+        timed = [{"outcome": "ALLOWED", "latency_us": us} for us in (1000, 2000, 3000, 4000)]
+        untimed = [{"outcome": "DENIED", "reason": "ROLE_REQUIRED"}] * 6
+        for record in timed + untimed:
+            await log.append(record).wait()
+        await log.close()
+        reader = AuditReader(path)
+        try:
+            stats = await reader.usage_stats(AccessQuery())
+        finally:
+            await reader.close()
+        assert stats.total == 10
+        assert (stats.latency_p50_ms, stats.latency_p99_ms) == (3.0, 4.0)
+
+
+class TestExportOfADamagedLog:
+    async def test_a_gap_in_the_rows_sends_no_entry_twice(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """An export over a deleted row skips it and repeats no other entry."""
+        await _traffic(gateway, population, allowed=4, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            checkpoint = await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            with sqlite3.connect(gateway.audit_db) as conn:
+                conn.execute("DELETE FROM access_log WHERE idx = 1")
+            sent: list[int] = []
+            async for chunk in stub.ExportAccessRecords(audit_pb2.ExportAccessRecordsRequest()):
+                sent.extend(e.index for e in chunk.entries)
+        assert sent == [0, *range(2, checkpoint.tree_size)]

@@ -272,6 +272,77 @@ class TestReopen:
         await log.close()
 
 
+class TestReopenRefusesADamagedFile:
+    """open() refuses a file whose entries, tree and signed checkpoints disagree."""
+
+    async def _reopen(self, path: Path, signer: NoteSigner) -> None:
+        log = SqliteAccessLog(path, note_signer=signer, origin="test.local/access-log")
+        try:
+            await log.open()
+        finally:
+            await log.close()
+
+    async def test_a_file_rolled_back_behind_its_checkpoint(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """A file holding fewer entries than its latest signed checkpoint does not open."""
+        await fill(path, 10, signer)
+        with db(path) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx >= 8")
+            conn.execute("DELETE FROM merkle_nodes WHERE (idx + 1) * (1 << level) > 8")
+        with pytest.raises(
+            AccessLogError, match="holds 8 entries but its latest signed checkpoint"
+        ):
+            await self._reopen(path, signer)
+
+    async def test_a_tree_that_no_longer_has_the_signed_root(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """A tree whose root at the checkpoint's size differs from the signed one does not open."""
+        await fill(path, 10, signer)
+        with db(path) as conn:
+            conn.execute(
+                "UPDATE merkle_nodes SET hash = ? WHERE level = 1 AND idx = 4", (bytes(32),)
+            )
+        with pytest.raises(AccessLogError, match="first 10 entries no longer has the root"):
+            await self._reopen(path, signer)
+
+    async def test_a_deleted_last_entry(self, path: Path, signer: NoteSigner) -> None:
+        """An entry missing from the end while its tree leaf stays does not open."""
+        await fill(path, 10)
+        with db(path) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx = 9")
+        with pytest.raises(AccessLogError, match="holds 9 entries but its Merkle tree 10 leaves"):
+            await self._reopen(path, signer)
+
+    async def test_a_deleted_middle_entry(self, path: Path, signer: NoteSigner) -> None:
+        """An entry missing from the middle does not open."""
+        await fill(path, 10)
+        with db(path) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx = 3")
+        with pytest.raises(AccessLogError, match="1 were deleted"):
+            await self._reopen(path, signer)
+
+    async def test_another_note_at_a_signed_size_is_refused_not_stored(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """Publishing at a size that already has a stored note fails and keeps that note."""
+        log = SqliteAccessLog(path, note_signer=signer, origin="test.local/access-log")
+        await log.open()
+        await asyncio.gather(*(log.append(record(i)).wait() for i in range(3)))
+        with db(path) as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (size, root, note) VALUES (3, ?, 'signed earlier')",
+                (bytes(32),),
+            )
+        with pytest.raises(AccessLogError, match="checkpoint at size 3 failed"):
+            await log.publish_checkpoint()
+        await log.close()
+        with db(path) as conn:
+            stored = conn.execute("SELECT note FROM checkpoints WHERE size = 3").fetchone()
+        assert stored == ("signed earlier",)
+
+
 class TestCheckpoints:
     async def test_checkpoint_is_a_signed_note_over_size_and_root(
         self, path: Path, signer: NoteSigner
@@ -365,6 +436,34 @@ class TestTamperDetection:
         assert not result.ok  # type: ignore[attr-defined]
         assert result.first_bad_index == 0  # type: ignore[attr-defined]
         assert "[0, 5)" in result.problem  # type: ignore[attr-defined]
+
+    def test_a_leaf_edited_as_text(self, filled: Path, signer: NoteSigner) -> None:
+        """A leaf stored as TEXT (as the sqlite3 shell writes it) fails at that entry."""
+        with db(filled) as conn:
+            conn.execute("UPDATE access_log SET leaf = '{\"forged\":1}' WHERE idx = 3")
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 3)  # type: ignore[attr-defined]
+        assert "TEXT" in result.problem  # type: ignore[attr-defined]
+
+    async def test_a_cut_tail_not_yet_checkpointed(self, filled: Path, signer: NoteSigner) -> None:
+        """Deleting the last entries after the last checkpoint fails: the tree still has them."""
+        log = SqliteAccessLog(filled, note_signer=signer, origin="test.local/access-log")
+        await log.open()
+        await asyncio.gather(*(log.append(record(i)).wait() for i in range(10, 12)))
+        await log.close()
+        with db(filled) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx = 11")
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 11)  # type: ignore[attr-defined]
+        assert "tree holds 12 leaves" in result.problem  # type: ignore[attr-defined]
+
+    def test_an_entry_without_its_tree_leaf(self, filled: Path, signer: NoteSigner) -> None:
+        """An entry whose level-0 node was deleted fails at that entry."""
+        with db(filled) as conn:
+            conn.execute("DELETE FROM merkle_nodes WHERE level = 0 AND idx = 6")
+        result = verify(filled, signer)
+        assert (result.ok, result.first_bad_index) == (False, 6)  # type: ignore[attr-defined]
+        assert "no leaf in the Merkle tree" in result.problem  # type: ignore[attr-defined]
 
     def test_a_checkpoint_signed_by_another_key_fails(self, filled: Path, tmp_path: Path) -> None:
         """Verifying against a different pinned key rejects the checkpoints."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from govshare.gateway import (
     load_or_create_signer,
     main,
 )
+from govshare.gateway import _cli as cli
 
 
 class TestPki:
@@ -149,3 +152,110 @@ class TestAuditProve:
         proof["leaf"] = base64.b64encode(b'{"n":99}').decode()
         path.write_text(json.dumps(proof))
         assert main(["audit", "verify", "--proof", str(path), "--key", key]) == 1
+
+
+class TestAuditCommandsReportBadInputWithoutATraceback:
+    """Damaged logs and malformed files give a one-line verdict and an exit code."""
+
+    async def test_a_leaf_edited_as_text_fails_at_its_index(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit verify` names an entry whose leaf was rewritten as TEXT."""
+        db, key = await _signed_log(tmp_path, 6)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE access_log SET leaf = '{\"forged\":1}' WHERE idx = 3")
+        assert main(["audit", "verify", "--db", str(db), "--key", key]) == 1
+        assert "FAILED at index 3" in capsys.readouterr().out
+
+    async def test_a_forged_checkpoint_names_no_index(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A checkpoint whose signature fails is reported without a made-up index."""
+        db, key = await _signed_log(tmp_path, 6)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE checkpoints SET note = replace(note, '\n6\n', '\n7\n')")
+        assert main(["audit", "verify", "--db", str(db), "--key", key]) == 1
+        out = capsys.readouterr().out
+        assert "FAILED: checkpoint signature" in out
+        assert "None" not in out
+
+    @pytest.mark.parametrize(
+        "case",
+        ["export line without leaf", "missing checkpoints file", "checkpoints not notes"],
+    )
+    async def test_malformed_verify_inputs_exit_2(
+        self, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A broken export line or --checkpoints file is INVALID with exit code 2."""
+        db, key = await _signed_log(tmp_path, 6)
+        out = tmp_path / "export"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 0
+        entries, checkpoints = out / "entries.jsonl", out / "checkpoints.json"
+        if case == "export line without leaf":
+            lines = entries.read_text().splitlines()
+            lines[2] = json.dumps({"index": 2})
+            entries.write_text("\n".join(lines) + "\n")
+        elif case == "missing checkpoints file":
+            checkpoints = tmp_path / "nope.json"
+        else:
+            checkpoints.write_text("[5]")
+        capsys.readouterr()
+        args = ["--export", str(entries), "--checkpoints", str(checkpoints), "--key", key]
+        assert main(["audit", "verify", *args]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: ")
+
+    async def test_a_proof_file_without_its_checkpoint_exits_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A proof file missing a member is INVALID with exit code 2, naming the member."""
+        db, key = await _signed_log(tmp_path, 6)
+        capsys.readouterr()
+        assert main(["audit", "prove", "4", "--db", str(db)]) == 0
+        proof = json.loads(capsys.readouterr().out)
+        del proof["checkpoint"]
+        path = tmp_path / "proof.json"
+        path.write_text(json.dumps(proof))
+        assert main(["audit", "verify", "--proof", str(path), "--key", key]) == 2
+        assert "'checkpoint'" in capsys.readouterr().out
+
+    async def test_proving_a_deleted_entry_says_the_log_was_altered(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit prove` of an entry deleted from the log exits 1 with a message."""
+        db, _ = await _signed_log(tmp_path, 6)
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx = 4")
+        assert main(["audit", "prove", "4", "--db", str(db)]) == 1
+        assert "entry 4 is missing" in capsys.readouterr().err
+
+
+class TestAuditExportOfALiveLog:
+    async def test_a_checkpoint_published_during_the_export_is_not_ahead_of_its_entries(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Entries and checkpoints come from one snapshot, so the export still verifies."""
+        db, key = await _signed_log(tmp_path, 6)
+        signer = load_or_create_note_signer(tmp_path / "note.pem", "test.local/access-log")
+
+        async def grow() -> None:
+            log = SqliteAccessLog(db, note_signer=signer, origin="test.local/access-log")
+            await log.open()
+            await log.append({"outcome": "ALLOWED", "n": 6}).wait()
+            await log.publish_checkpoint()
+            await log.close()
+
+        real = cli.stored_checkpoints
+
+        def publish_meanwhile(conn: sqlite3.Connection) -> list[str]:
+            # The gateway commits an entry and a checkpoint while the export runs.
+            writer = threading.Thread(target=asyncio.run, args=(grow(),))
+            writer.start()
+            writer.join()
+            return real(conn)
+
+        monkeypatch.setattr(cli, "stored_checkpoints", publish_meanwhile)
+        out = tmp_path / "export"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 0
+        entries, checkpoints = out / "entries.jsonl", out / "checkpoints.json"
+        args = ["--export", str(entries), "--checkpoints", str(checkpoints), "--key", key]
+        assert main(["audit", "verify", *args]) == 0
