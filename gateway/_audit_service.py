@@ -10,6 +10,7 @@ import base64
 import datetime as _dt
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ from ._holder import HolderIdProtector, mask_holder_id
 from ._identity import Principal, Role, principal_from_auth_context
 
 __all__ = ["AuditServicer", "ProofSource"]
+
+_log = logging.getLogger("govshare.gateway")
 
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
@@ -162,8 +165,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 f"index must be in [0, {size}) for tree size {size}",
             )
         entry = await self._reader.entry(index)
-        assert entry is not None, "committed entries below the checkpoint size exist"
-        hashes = await self._proofs.inclusion_proof(index, size)
+        try:
+            if entry is None:
+                raise LookupError(f"entry {index} is missing")
+            hashes = await self._proofs.inclusion_proof(index, size)
+        except LookupError as exc:
+            await _damaged(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
         return audit_pb2.InclusionProof(
             index=index,
             tree_size=size,
@@ -181,7 +189,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         new_size = await self._tree_size(context, request.new_size)
         if not 1 <= request.old_size <= new_size:
             await _abort(context, Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
-        hashes = await self._proofs.consistency_proof(request.old_size, new_size)
+        try:
+            hashes = await self._proofs.consistency_proof(request.old_size, new_size)
+        except LookupError as exc:
+            await _damaged(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
         return audit_pb2.ConsistencyProof(
             old_size=request.old_size, new_size=new_size, hashes=hashes
         )
@@ -254,6 +266,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 f"tree size must be in [1, {checkpoint.size}], the latest checkpoint",
             )
         return requested
+
+
+async def _damaged(context: grpc.aio.ServicerContext[Any, Any], problem: LookupError) -> None:
+    """A committed entry or tree node below a signed size is gone: the file was altered
+    under the running gateway. Not the caller's fault, and not a proof to hand out."""
+    _log.error("access log damaged: %s; run `govshare audit verify` on it", problem)
+    await _abort(
+        context,
+        Reason.AUDIT_UNAVAILABLE,
+        f"the access log is damaged ({problem}); operators must verify it",
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], reason: Reason, message: str) -> None:

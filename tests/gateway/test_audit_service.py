@@ -339,3 +339,24 @@ class TestExportOfADamagedLog:
             async for chunk in stub.ExportAccessRecords(audit_pb2.ExportAccessRecordsRequest()):
                 sent.extend(e.index for e in chunk.entries)
         assert sent == [0, *range(2, checkpoint.tree_size)]
+
+    async def test_proofs_over_a_damaged_log_say_so(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """An entry or tree node removed under the running gateway makes proofs fail with
+        UNAVAILABLE / AUDIT_UNAVAILABLE naming the damage, not INTERNAL."""
+        await _traffic(gateway, population, allowed=4, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            with sqlite3.connect(gateway.audit_db) as conn:
+                conn.execute("DELETE FROM access_log WHERE idx = 1")
+                conn.execute("DELETE FROM merkle_nodes WHERE level = 1 AND idx = 0")
+            with pytest.raises(grpc.aio.AioRpcError) as entry_gone:
+                await stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(index=1))
+            with pytest.raises(grpc.aio.AioRpcError) as node_gone:
+                await stub.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(old_size=3))
+        for raised in (entry_gone, node_gone):
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
+        assert "entry 1 is missing" in (entry_gone.value.details() or "")
