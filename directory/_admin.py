@@ -91,6 +91,16 @@ def _validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Viola
     return found
 
 
+def _validate_new_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:
+    found = _validate_certificate_type(c, snapshot)
+    resource = snapshot.resources.get(c.resource)
+    if resource is not None and resource.deleted:
+        # On create only: a type whose resource is deleted later stays valid (and a
+        # file exported with both still imports), but nobody starts one on it.
+        found.append(("resource", "the resource is deleted"))
+    return found
+
+
 def _validate_matter(m: Matter, snapshot: Catalogue) -> Violations:
     return matter_violations(m) + matter_reference_violations(
         m, snapshot.resources, snapshot.certificate_types
@@ -231,7 +241,7 @@ class CatalogueAdmin(ItemStore):
 
         An empty `resource.code` is generated as `classification_code/NNNNN`,
         the next sequence under that 分类码; an empty classification is then
-        filled with 基础 / 主题 / 部门 from the class digit.
+        filled with 基础 / 主题 / 部门 from the class digit of the code.
         """
 
         def build(tx: Tx, snapshot: Catalogue) -> Resource:
@@ -245,6 +255,10 @@ class CatalogueAdmin(ItemStore):
                 code = next_resource_code(classification_code, snapshot.resources)
             elif classification_code and not code.startswith(classification_code + "/"):
                 raise InvalidArgument([("code", f"does not start with {classification_code}/")])
+            if not classification:
+                # A chosen `分类码/NNNNN` code names its class as well as a generated one;
+                # publishing needs the classification (core metadata).
+                classification = classification_label(code.rsplit("/", 1)[0])
             return dataclasses.replace(
                 resource,
                 code=code,
@@ -385,7 +399,7 @@ class CatalogueAdmin(ItemStore):
         return await self._create_item(
             t.CERTIFICATE_TYPE,
             build,
-            _validate_certificate_type,
+            _validate_new_certificate_type,
             actor=actor,
             request_id=request_id,
             request={"item": certificate_type},

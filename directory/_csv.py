@@ -195,9 +195,12 @@ def _plan(rows: list[_CsvRow], snapshot: Catalogue, source: str) -> ImportPlan:
             continue
         seen[code] = row.line
         values = {k: v for k, v in row.values.items() if k != "code"}
+        current = snapshot.resources.get(code)
         if prefix and not values.get("classification"):
             values["classification"] = classification_label(prefix)
-        current = snapshot.resources.get(code)
+        elif not values.get("classification") and (current is None or not current.classification):
+            # As on create: a `分类码/NNNNN` code names its class (core metadata).
+            values["classification"] = classification_label(code.rsplit("/", 1)[0])
         if current is not None:
             resource = dataclasses.replace(current, **values)
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -145,7 +145,8 @@ class ApplicationDesk(StoreCore):
         application_id: str,
         verb: str,
         decide: Callable[
-            [Tx, SharingApplication, Grant | None], tuple[SharingApplication, Grant | None]
+            [Tx, SharingApplication, Grant | None],
+            Awaitable[tuple[SharingApplication, Grant | None]],
         ],
         *,
         etag: str,
@@ -159,7 +160,7 @@ class ApplicationDesk(StoreCore):
             grant: Grant | None = None
             if current.grant_id:
                 grant = await self._get(tx.conn, t.GRANT, current.grant_id)
-            after, new_grant = decide(tx, current, grant)
+            after, new_grant = await decide(tx, current, grant)
             # A grant of that id could have come in through a catalogue import.
             if (
                 grant is None
@@ -187,11 +188,12 @@ class ApplicationDesk(StoreCore):
     ) -> SharingApplication:
         """APPLIED → APPROVED and an ACTIVE grant `g-<application_id>` (see `get_grant`)."""
 
-        def decide(
+        async def decide(
             tx: Tx, app: SharingApplication, grant: Grant | None
         ) -> tuple[SharingApplication, Grant | None]:
-            approved, new_grant = wf.approve(app, actor=tx.actor, now=tx.now, today=tx.today)
-            return approved, new_grant
+            # The resource may have changed while the application waited: check it again.
+            snapshot = await self._snapshot(tx.conn)
+            return wf.approve(app, snapshot, actor=tx.actor, now=tx.now, today=tx.today)
 
         return await self._decide(
             application_id,
@@ -214,7 +216,7 @@ class ApplicationDesk(StoreCore):
     ) -> SharingApplication:
         """APPLIED → REJECTED; `reason` must not be empty."""
 
-        def decide(
+        async def decide(
             tx: Tx, app: SharingApplication, grant: Grant | None
         ) -> tuple[SharingApplication, Grant | None]:
             return wf.reject(app, actor=tx.actor, now=tx.now, reason=reason), grant
@@ -240,7 +242,7 @@ class ApplicationDesk(StoreCore):
     ) -> SharingApplication:
         """APPROVED → REVOKED, and its grant REVOKED: the next exchange call is denied."""
 
-        def decide(
+        async def decide(
             tx: Tx, app: SharingApplication, grant: Grant | None
         ) -> tuple[SharingApplication, Grant | None]:
             return wf.revoke(app, grant, now=tx.now, reason=reason)

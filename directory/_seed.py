@@ -42,6 +42,69 @@ _T = TypeVar("_T")
 
 SECTIONS = ("departments", "resources", "certificate_types", "matters", "grants")
 
+# The fields a row may carry: what the export writes (the *_to_doc documents).
+# A misspelt field (`sharing_condtion`) would otherwise be dropped without a word,
+# as unknown CSV columns are refused.
+_DATA_ITEM_FIELDS = frozenset({"name", "label", "data_type", "personal"})
+_MATERIAL_FIELDS = frozenset({"name", "source", "source_key", "data_items"})
+_ROW_FIELDS: Mapping[str, frozenset[str]] = {
+    "departments": frozenset(
+        {"uscc", "display_name", "region_code", "state", "version", "delete_time"}
+    ),
+    "resources": frozenset(
+        {
+            "code",
+            "display_name",
+            "classification",
+            "provider",
+            "summary",
+            "format",
+            "sharing_type",
+            "sharing_condition",
+            "legal_basis",
+            "sharing_method",
+            "open_to_public",
+            "update_cycle",
+            "publish_date",
+            "state",
+            "version",
+            "delete_time",
+            "data_items",
+        }
+    ),
+    "certificate_types": frozenset(
+        {
+            "key",
+            "type_code",
+            "display_name",
+            "holder_id_type",
+            "issuer",
+            "resource",
+            "version",
+            "delete_time",
+        }
+    ),
+    "matters": frozenset({"code", "name", "materials", "version", "delete_time"}),
+    "grants": frozenset(
+        {
+            "id",
+            "consumer",
+            "resource",
+            "data_items",
+            "matter_codes",
+            "valid_from",
+            "valid_until",
+            "state",
+            "application_id",
+        }
+    ),
+}
+# Lists of mappings inside a row, and the fields their entries may carry.
+_NESTED_FIELDS: Mapping[tuple[str, str], frozenset[str]] = {
+    ("resources", "data_items"): _DATA_ITEM_FIELDS,
+    ("matters", "materials"): _MATERIAL_FIELDS,
+}
+
 
 class CatalogueError(ValueError):
     """A catalogue file has bad rows; `problems` lists every one."""
@@ -115,6 +178,22 @@ def parse_catalogue(text: str, *, source: str = "<catalogue>") -> Catalogue:
     return Catalogue.build(departments, resources, certificate_types, grants, matters)
 
 
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader, except that an unquoted date-like value which is no real
+    day (`2025-02-30`) stays text: the row rules then say which row holds it,
+    where PyYAML would raise a bare ValueError for the whole file."""
+
+
+def _timestamp_or_text(loader: _Loader, node: yaml.ScalarNode) -> object:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 def _section_lines(text: str) -> tuple[dict[str, int], dict[str, list[int]]]:
     """1-based lines of each top-level key and of every entry of each section.
 
@@ -135,9 +214,10 @@ def parse_file(text: str) -> ParsedFile:
     """Parse rows section by section; a document-level failure is one `<document>` problem."""
     parsed = ParsedFile()
     try:
-        document = yaml.safe_load(text) or {}
+        document = yaml.load(text, Loader=_Loader) or {}  # a SafeLoader: no arbitrary objects
         key_lines, lines = _section_lines(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
+        # ValueError: a value PyYAML cannot build, e.g. `!!float abc`.
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         parsed.problems.append(Problem(line, "<document>", f"not valid YAML: {exc}"))
@@ -199,6 +279,10 @@ def _rows(
     for position, raw in enumerate(rows):
         line = section_lines[position] if position < len(section_lines) else 1
         label = f"{section}[{position}]"
+        unknown = _unknown_fields(section, raw)
+        if unknown:
+            parsed.problems.append(Problem(line, label, "; ".join(unknown)))
+            continue
         try:
             item = parse(raw)
         except (KeyError, TypeError, ValueError) as exc:
@@ -209,6 +293,24 @@ def _rows(
             parsed.problems.append(Problem(line, label, "; ".join(text for _, text in found)))
             continue
         into.append(Row(item, line))
+
+
+def _unknown_fields(section: str, raw: object) -> list[str]:
+    """`unknown field 'x'` for each field of the row (or of its nested entries) that
+    no item of the section has; a row that is not a mapping is the parser's to report."""
+    if not isinstance(raw, Mapping):
+        return []
+    found = [f"unknown field {key!r}" for key in raw if key not in _ROW_FIELDS[section]]
+    for (kind, nested), allowed in _NESTED_FIELDS.items():
+        entries = raw.get(nested) if kind == section else None
+        for position, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, Mapping):
+                found += [
+                    f"unknown field {key!r} in {nested}[{position}]"
+                    for key in entry
+                    if key not in allowed
+                ]
+    return found
 
 
 def _describe(exc: Exception) -> str:

@@ -24,6 +24,7 @@ from ._model import (
     Catalogue,
     Grant,
     GrantState,
+    Resource,
     ResourceState,
     SharingApplication,
     SharingType,
@@ -90,6 +91,63 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in values))
 
 
+def _resource(catalogue: Catalogue, code: str) -> Resource:
+    resource = catalogue.resources.get(code)
+    if resource is None:
+        raise NotFound(
+            f"resources/{code} does not exist",
+            reason="RESOURCE_NOT_FOUND",
+            metadata={"resource": code},
+        )
+    return resource
+
+
+def _check_shareable(resource: Resource, verb: str) -> None:
+    """Only a live, PUBLISHED, CONDITIONAL resource is applied for or granted."""
+    meta = {"resource": resource.code}
+    if resource.deleted or resource.state is not ResourceState.PUBLISHED:
+        raise FailedPrecondition(
+            f"only a PUBLISHED resource can be {verb}",
+            reason="RESOURCE_NOT_PUBLISHED",
+            metadata=meta,
+        )
+    if resource.sharing_type is SharingType.UNCONDITIONAL:
+        raise FailedPrecondition(
+            "the resource is shared unconditionally: no application is needed",
+            reason="APPLICATION_NOT_NEEDED",
+            metadata=meta,
+        )
+    if resource.sharing_type is SharingType.NOT_SHARED:
+        raise FailedPrecondition(
+            f"the resource is not shared and cannot be {verb}",
+            reason="RESOURCE_NOT_SHARED",
+            metadata=meta,
+        )
+
+
+def _check_still_grantable(app: SharingApplication, catalogue: Catalogue) -> None:
+    """What open_application checked may have changed while the application waited:
+    the consumer deleted, the resource retired, deleted, made NOT_SHARED or
+    UNCONDITIONAL, or data items removed. A grant is only made for what could be
+    applied for today, refused for the same reasons as a new application."""
+    consumer = catalogue.departments.get(app.consumer)
+    if consumer is None or consumer.deleted:
+        raise FailedPrecondition(
+            "the consumer is no longer a registered department",
+            reason="CONSUMER_NOT_REGISTERED",
+            metadata={"consumer": app.consumer},
+        )
+    resource = _resource(catalogue, app.resource)
+    _check_shareable(resource, "granted")
+    removed = [name for name in app.data_items if name not in resource.data_item_names]
+    if removed:
+        raise FailedPrecondition(
+            f"data items no longer in the resource: {', '.join(removed)}",
+            reason="DATA_ITEMS_REMOVED",
+            metadata={"resource": resource.code, "data_items": ",".join(removed)},
+        )
+
+
 def open_application(
     request: ApplicationRequest,
     catalogue: Catalogue,
@@ -104,13 +162,7 @@ def open_application(
     once) or FailedPrecondition (the resource is not PUBLISHED, or is
     UNCONDITIONAL — no application needed — or NOT_SHARED — never shared).
     """
-    resource = catalogue.resources.get(request.resource)
-    if resource is None:
-        raise NotFound(
-            f"resources/{request.resource} does not exist",
-            reason="RESOURCE_NOT_FOUND",
-            metadata={"resource": request.resource},
-        )
+    resource = _resource(catalogue, request.resource)
     data_items = _unique(request.data_items)
     matter_codes = _unique(request.matter_codes)
     found: Violations = []
@@ -137,25 +189,7 @@ def open_application(
         found.append(("valid_until", "must not be before valid_from"))
     if found:
         raise InvalidArgument(found)
-    meta = {"resource": resource.code}
-    if resource.deleted or resource.state is not ResourceState.PUBLISHED:
-        raise FailedPrecondition(
-            "only a PUBLISHED resource can be applied for",
-            reason="RESOURCE_NOT_PUBLISHED",
-            metadata=meta,
-        )
-    if resource.sharing_type is SharingType.UNCONDITIONAL:
-        raise FailedPrecondition(
-            "the resource is shared unconditionally: no application is needed",
-            reason="APPLICATION_NOT_NEEDED",
-            metadata=meta,
-        )
-    if resource.sharing_type is SharingType.NOT_SHARED:
-        raise FailedPrecondition(
-            "the resource is not shared and cannot be applied for",
-            reason="RESOURCE_NOT_SHARED",
-            metadata=meta,
-        )
+    _check_shareable(resource, "applied for")
     return SharingApplication(
         application_id=application_id,
         consumer=request.consumer,
@@ -174,10 +208,20 @@ def open_application(
 
 
 def approve(
-    app: SharingApplication, *, actor: str, now: _dt.datetime, today: _dt.date
+    app: SharingApplication,
+    catalogue: Catalogue,
+    *,
+    actor: str,
+    now: _dt.datetime,
+    today: _dt.date,
 ) -> tuple[SharingApplication, Grant]:
-    """APPLIED → APPROVED, with the ACTIVE grant it creates (validity as requested)."""
+    """APPLIED → APPROVED, with the ACTIVE grant it creates (validity as requested).
+
+    The resource and consumer are checked again against `catalogue` (see
+    `_check_still_grantable`); the validity must not have ended.
+    """
     _require(app, ApplicationState.APPROVED, "approve")
+    _check_still_grantable(app, catalogue)
     if app.valid_until < today:
         raise FailedPrecondition(
             "the requested validity has already ended",

@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from govshare.directory import (
     ImportRejected,
     ImportReport,
@@ -53,9 +55,52 @@ async def _open_store(config: GatewayConfig) -> SqlCatalogueStore:
     return store
 
 
+class _Refused(Exception):
+    """An input the command cannot use: one line on stderr, exit status 2."""
+
+
+def _refusing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _Refused as refused:
+            print(f"govshare directory: {refused}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    if path is not None and not path.is_file():
+        raise _Refused(f"no configuration file {path}")
+    try:
+        return GatewayConfig.load(path)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as error:
+        # TypeError: a key of the right name with a value of the wrong shape.
+        reason = str(error).replace("\n", " ")
+        raise _Refused(f"cannot use the configuration {path}: {reason}") from None
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise _Refused(f"no such file: {path}")
+    try:
+        return path.read_text("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel in China saves CSV as GBK unless told otherwise.
+        raise _Refused(
+            f"{path} is not UTF-8 text: save it as UTF-8 (in Excel: CSV UTF-8)"
+        ) from None
+    except OSError as error:
+        raise _Refused(f"cannot read {path}: {error.strerror or error}") from None
+
+
+@_refusing
 def _export(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+
     async def run() -> str:
-        store = await _open_store(GatewayConfig.load(args.config))
+        store = await _open_store(config)
         try:
             return await export_catalogue_yaml(store)
         finally:
@@ -65,16 +110,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@_refusing
 def _import(args: argparse.Namespace) -> int:
     path: Path = args.file
-    if not path.is_file():
-        print(f"no such file: {path}", file=sys.stderr)
-        return 2
-    text = path.read_text("utf-8-sig")
+    text = _read_text(path)
+    config = _config(args.config)
     actor = args.actor or f"admin/{getpass.getuser()}"
 
     async def run() -> ImportReport:
-        store = await _open_store(GatewayConfig.load(args.config))
+        store = await _open_store(config)
         try:
             if path.suffix.lower() == ".csv":
                 return await import_resources_csv(text, store, actor, source=str(path))

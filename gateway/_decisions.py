@@ -28,6 +28,12 @@ class DecisionRecorder:
     ) -> None:
         await self.record(method, caller, "DENIED", error.reason.value, request_id)
 
+    async def record_refusal(
+        self, method: str, caller: Principal | None, reason: str, request_id: str = ""
+    ) -> None:
+        """A refusal under any reason text, e.g. the directory room's own (ETAG_MISMATCH)."""
+        await self.record(method, caller, "DENIED", reason, request_id)
+
     async def record(
         self,
         method: str,

@@ -41,7 +41,8 @@ _CODES: tuple[tuple[type[DirectoryError], grpc.StatusCode], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
-Denied: TypeAlias = Callable[[str, Principal | None, GovshareError, str], Awaitable[None]]
+# (method, caller, reason sent to the caller, request id): every refused write is logged.
+Denied: TypeAlias = Callable[[str, Principal | None, str, str], Awaitable[None]]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
@@ -56,14 +57,16 @@ class DirectoryAccess:
         trust_domain: str,
         on_change: Callable[[], Awaitable[None]],
         on_denied: Denied,
-        today: Callable[[], _dt.date] = lambda: _dt.datetime.now(_dt.UTC).date(),
+        today: Callable[[], _dt.date] | None = None,
     ) -> None:
         self._store = store
         self._catalogue = catalogue
         self._trust_domain = trust_domain
         self._on_change = on_change
         self._on_denied = on_denied
-        self._today = today
+        # The store's today (Beijing time) by default: the `overdue` flag on each
+        # application must agree with the store's `overdue = true` filter and count.
+        self._today = today if today is not None else store.today
 
     async def _application_for(self, caller: Principal, name: str, *, allow_consumer: bool) -> Any:
         """The application, if the caller may act on it; strangers learn nothing."""
@@ -151,10 +154,20 @@ class DirectoryAccess:
             self._check(caller, roles)
             result = await body(caller)
         except GovshareError as error:
-            await self._on_denied(f"DirectoryService.{method}", caller, error, request_id)
+            await self._on_denied(
+                f"DirectoryService.{method}", caller, error.reason.value, request_id
+            )
             await _abort(context, to_grpc_status(error))
         except DirectoryError as error:
-            await _abort(context, _directory_status(error))
+            status = _directory_status(error)
+            if writes:
+                await self._on_denied(
+                    f"DirectoryService.{method}",
+                    caller,
+                    _REASON_ALIASES.get(error.reason, error.reason),
+                    request_id,
+                )
+            await _abort(context, status)
         else:
             if writes:
                 await self._on_change()

@@ -30,6 +30,7 @@ from govshare.directory import (
     ResourceState,
     SharingApplication,
     SharingType,
+    is_valid_iso_date,
 )
 
 __all__ = [
@@ -83,6 +84,15 @@ _GRANT_STATE = {
     GrantState.REVOKED: pb.GRANT_STATE_REVOKED,
     GrantState.EXPIRED: pb.GRANT_STATE_EXPIRED,
 }
+# AIP collection ids; no resource code, key or USCC starts with one of them.
+_COLLECTIONS = (
+    "departments",
+    "resources",
+    "certificateTypes",
+    "matters",
+    "sharingApplications",
+    "grants",
+)
 # Proto paths whose model field has another name (AIP `name` is the resource name).
 _MATTER_PATHS = {"display_name": "name"}
 
@@ -91,10 +101,17 @@ def _invert(table: Mapping[_E, int]) -> dict[int, _E]:
     return {value: key for key, value in table.items()}
 
 
-def name_id(name: str, collection: str) -> str:
-    """`collection/{id}` -> id; a bare id is accepted as well."""
+def name_id(name: str, collection: str, field: str = "name") -> str:
+    """`collection/{id}` -> id; a bare id is accepted as well. The name of an item of
+    another collection is INVALID_ARGUMENT: looking it up here could only say NOT_FOUND,
+    which hides the caller's mistake."""
     prefix = collection + "/"
-    return name[len(prefix) :] if name.startswith(prefix) else name
+    if name.startswith(prefix):
+        return name[len(prefix) :]
+    other = next((c for c in _COLLECTIONS if name.startswith(c + "/")), None)
+    if other is not None:
+        raise InvalidArgument([(field, f"{name!r} names one of {other}, not of {collection}")])
+    return name
 
 
 def mask_paths(paths: Iterable[str], renames: dict[str, str] | None = None) -> list[str] | None:
@@ -118,8 +135,8 @@ def _enum(
     placeholder: _E | None = None,
 ) -> _E:
     """The model value of an enum; unset is an error unless the update mask leaves it out
-    (then `placeholder` stands in and the store ignores it)."""
-    if value == 0 and mask and field not in mask and placeholder is not None:
+    (then `placeholder` stands in and the store ignores it). `*` leaves nothing out."""
+    if value == 0 and mask and field not in mask and "*" not in mask and placeholder is not None:
         return placeholder
     found = _invert(table).get(value)
     if found is None:
@@ -182,11 +199,16 @@ def resource_to_pb(r: Resource) -> pb.Resource:
 
 
 def resource_from_pb(message: pb.Resource, mask: Collection[str] | None = None) -> Resource:
+    """`mask` None is a create: its state is output only, so an unset one stands for DRAFT.
+    An update carries the state it names (a Get's copy keeps its PUBLISHED), or masks it out."""
+    state = message.state
+    if mask is None and state == 0:
+        state = pb.RESOURCE_STATE_DRAFT
     return Resource(
         code=message.code or name_id(message.name, "resources"),
         display_name=message.display_name,
         classification=message.classification,
-        provider=name_id(message.provider, "departments"),
+        provider=name_id(message.provider, "departments", "provider"),
         summary=message.summary,
         format=message.format,
         data_items=tuple(
@@ -202,7 +224,7 @@ def resource_from_pb(message: pb.Resource, mask: Collection[str] | None = None) 
         sharing_condition=message.sharing_condition,
         legal_basis=message.legal_basis,
         open_to_public=message.open_to_public,
-        state=ResourceState.DRAFT,
+        state=_enum(_RESOURCE_STATE, state, "state", mask, ResourceState.DRAFT),
     )
 
 
@@ -229,8 +251,8 @@ def certificate_type_from_pb(message: pb.CertificateType) -> CertificateType:
         type_code=message.type_code or name_id(message.name, "certificateTypes"),
         display_name=message.display_name,
         holder_id_type=message.holder_id_type,
-        issuer=name_id(message.issuer, "departments"),
-        resource=name_id(message.resource, "resources"),
+        issuer=name_id(message.issuer, "departments", "issuer"),
+        resource=name_id(message.resource, "resources", "resource"),
     )
 
 
@@ -271,14 +293,21 @@ def matter_from_pb(message: pb.Matter) -> Matter:
 
 
 def matter_mask(paths: Iterable[str]) -> list[str] | None:
+    """Proto paths to model fields. The proto's `name` is the AIP resource name, an
+    identifier: it must not reach the model's `name` (the display name)."""
+    paths = list(paths)
+    if "name" in paths:
+        raise InvalidArgument(
+            [("update_mask", "'name' cannot be updated")], reason="UPDATE_MASK_INVALID"
+        )
     return mask_paths(paths, _MATTER_PATHS)
 
 
 def _date(text: str, field: str) -> _dt.date:
-    try:
-        return _dt.date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument([(field, "must be a date YYYY-MM-DD")]) from None
+    # fromisoformat alone also takes 20260101 and 2026-W01-1.
+    if not is_valid_iso_date(text):
+        raise InvalidArgument([(field, "must be a date YYYY-MM-DD")])
+    return _dt.date.fromisoformat(text)
 
 
 def application_request_from_pb(
@@ -286,7 +315,7 @@ def application_request_from_pb(
 ) -> ApplicationRequest:
     return ApplicationRequest(
         consumer=consumer,
-        resource=name_id(message.resource, "resources"),
+        resource=name_id(message.resource, "resources", "resource"),
         data_items=tuple(message.data_items),
         matter_codes=tuple(message.matter_codes),
         purpose=message.purpose,

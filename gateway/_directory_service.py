@@ -8,7 +8,8 @@ Who may do what (from the certificate's role, checked before anything is read):
     approve / reject an application                  the providing department · admin
     revoke an application or grant                   provider · consumer · admin
     applications and grants                          admin · auditor see all; a
-                                                     department sees its own
+                                                     department sees those it
+                                                     consumes or provides
     directory events                                 admin · auditor
 
 A department asking about an application or grant that is not its own gets
@@ -19,8 +20,11 @@ sees it; every refused write is written to the audit log.
 
 from __future__ import annotations
 
+import dataclasses
+
 from govshare.api.directory.v1 import directory_pb2 as pb
 from govshare.api.directory.v1 import directory_pb2_grpc
+from govshare.directory import InvalidArgument
 
 from . import _directory_codec as codec
 from ._directory_access import (
@@ -252,8 +256,11 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
         self, request: pb.UpdateCertificateTypeRequest, context: Context
     ) -> pb.CertificateType:
         async def body(caller: Principal) -> pb.CertificateType:
+            sent = request.certificate_type
             updated = await self._store.update_certificate_type(
-                codec.certificate_type_from_pb(request.certificate_type),
+                dataclasses.replace(
+                    codec.certificate_type_from_pb(sent), key=await self._certificate_type_key(sent)
+                ),
                 update_mask=codec.mask_paths(request.update_mask.paths),
                 etag=request.certificate_type.etag,
                 actor=caller.label,
@@ -262,6 +269,20 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
             return codec.certificate_type_to_pb(updated, self._catalogue())
 
         return await self._write(context, "UpdateCertificateType", _ADMIN, request.request_id, body)
+
+    async def _certificate_type_key(self, message: pb.CertificateType) -> str:
+        """The key of the type an update names: its AIP name (type code or key) decides, as on
+        Get and Delete; a bare `key` serves callers that never had the name."""
+        if not message.name:
+            if not message.key:
+                raise InvalidArgument([("certificate_type.name", "name the type to update")])
+            return message.key
+        found = await self._store.get_certificate_type(
+            codec.name_id(message.name, "certificateTypes")
+        )
+        if message.key and message.key != found.key:
+            raise InvalidArgument([("certificate_type.key", f"is not the key of {message.name}")])
+        return found.key
 
     async def DeleteCertificateType(
         self, request: pb.DeleteCertificateTypeRequest, context: Context
@@ -344,7 +365,7 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
         self, request: pb.CreateSharingApplicationRequest, context: Context
     ) -> pb.SharingApplication:
         async def body(caller: Principal) -> pb.SharingApplication:
-            stated = codec.name_id(request.sharing_application.consumer, "departments")
+            stated = codec.name_id(request.sharing_application.consumer, "departments", "consumer")
             if stated and stated != caller.name:
                 raise GovshareError(
                     Reason.ROLE_REQUIRED, "a department applies only for itself", consumer=stated
@@ -446,7 +467,15 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
         self, request: pb.ListGrantsRequest, context: Context
     ) -> pb.ListGrantsResponse:
         async def body(caller: Principal) -> pb.ListGrantsResponse:
-            own = f'consumer = "{caller.name}"'
+            # A provider may Get and Revoke grants on its resources, so it may list them too.
+            provided = sorted(
+                code
+                for code, resource in self._catalogue().resources.items()
+                if resource.provider == caller.name
+            )
+            own = " OR ".join(
+                [f'consumer = "{caller.name}"', *(f'resource = "{code}"' for code in provided)]
+            )
             page = await self._store.list_grants(
                 **_list_args(request, _restrict(caller, request.filter, own))
             )

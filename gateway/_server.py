@@ -152,7 +152,7 @@ class Gateway:
                 catalogue=lambda: self.catalogue,
                 trust_domain=config.trust_domain,
                 on_change=self._sync.refresh,
-                on_denied=decisions.record_denial,
+                on_denied=decisions.record_refusal,
             ),
             handlers,
         )

@@ -243,6 +243,35 @@ class TestResourceLifecycle:
             await store.publish_resource(created.code, actor=ADMIN)
         assert raised.value.violations == [("data_items", "a PUBLISHED resource needs data items")]
 
+    async def test_publishing_needs_the_core_metadata(self, store: SqlCatalogueStore) -> None:
+        """A draft may lack summary, format, sharing method, update cycle and classification;
+        publishing it names every one that is missing and leaves it a DRAFT."""
+        bare = draft(
+            "1x/1",  # no 分类码, so no classification can be derived from the code
+            summary="",
+            format="",
+            sharing_method="",
+            update_cycle=" ",
+        )
+        created = await store.create_resource(bare, actor=ADMIN)
+        with pytest.raises(InvalidArgument) as raised:
+            await store.publish_resource(created.code, actor=ADMIN)
+        assert [f for f, _ in raised.value.violations] == [
+            "classification",
+            "summary",
+            "format",
+            "sharing_method",
+            "update_cycle",
+        ]
+        assert (await store.get_resource(created.code)).state is ResourceState.DRAFT
+
+    async def test_a_chosen_code_names_the_classification(self, store: SqlCatalogueStore) -> None:
+        """A draft created under a 分类码/NNNNN code without a classification gets the class's."""
+        created = await store.create_resource(draft("201003/00007"), actor=ADMIN)
+        assert created.classification == "主题"
+        published = await store.publish_resource(created.code, actor=ADMIN)
+        assert published.state is ResourceState.PUBLISHED
+
 
 class TestSoftDelete:
     async def test_deleted_department_is_suspended_and_readable(
@@ -294,6 +323,17 @@ class TestCertificateTypes:
         with pytest.raises(InvalidArgument) as raised:
             await store.create_certificate_type(bad, actor=ADMIN)
         assert sorted(f for f, _ in raised.value.violations) == ["issuer", "resource", "type_code"]
+
+    async def test_no_new_type_on_a_deleted_resource(self, store: SqlCatalogueStore) -> None:
+        """Creating a certificate type for a deleted resource is refused; existing ones stay."""
+        await store.delete_resource(IDENTITY, actor=ADMIN)
+        new = CertificateType(
+            "household_record", "11330100002482102G002", "户口簿", "111", PUBLIC_SECURITY, IDENTITY
+        )
+        with pytest.raises(InvalidArgument) as raised:
+            await store.create_certificate_type(new, actor=ADMIN)
+        assert raised.value.violations == [("resource", "the resource is deleted")]
+        assert not (await store.get_certificate_type("identity_record")).deleted
 
     async def test_get_by_key_or_type_code(self, store: SqlCatalogueStore) -> None:
         """A certificate type is found by its key and by its 21-character code."""

@@ -23,6 +23,7 @@ from govshare.directory import (
     InvalidTransition,
     NotFound,
     SharingApplication,
+    SharingType,
     SqlCatalogueStore,
     WorkingCalendar,
     approve,
@@ -218,7 +219,9 @@ LEGAL = {
 def act(app: SharingApplication, action: str) -> SharingApplication:
     now = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
     if action == "approve":
-        return approve(app, actor=ADMIN, now=now, today=dt.date(2026, 3, 2))[0]
+        return approve(
+            app, load_builtin_catalogue(), actor=ADMIN, now=now, today=dt.date(2026, 3, 2)
+        )[0]
     if action == "reject":
         return reject(app, actor=ADMIN, now=now, reason="不符合共享条件")
     if action == "revoke":
@@ -431,3 +434,76 @@ class TestOverdue:
         assert [a.application_id for a in page.items] == [first.application_id]
         with pytest.raises(InvalidArgument):
             await store.list_applications(filter="state = PENDING")
+
+
+class TestApprovalChecksTheResourceAgain:
+    """What open_application checked may change while an application waits."""
+
+    @staticmethod
+    async def refused(store: SqlCatalogueStore, app: SharingApplication) -> FailedPrecondition:
+        with pytest.raises(FailedPrecondition) as raised:
+            await store.approve_application(app.application_id, actor=DECIDER)
+        current = await store.get_application(app.application_id)
+        assert (current.state, current.grant_id) == (ApplicationState.APPLIED, "")
+        grants = await store.list_grants(filter=f'application_id = "{app.application_id}"')
+        assert grants.items == ()
+        return raised.value
+
+    async def test_a_resource_made_not_shared_is_not_granted(
+        self, store: SqlCatalogueStore
+    ) -> None:
+        """An application for a resource since made NOT_SHARED is refused as a new one would be."""
+        app = await applied(store)
+        current = await store.get_resource(MARRIAGE)
+        await store.update_resource(
+            dataclasses.replace(
+                current, sharing_type=SharingType.NOT_SHARED, legal_basis="《某条例》"
+            ),
+            update_mask=["sharing_type", "legal_basis"],
+            actor=ADMIN,
+        )
+        assert (await self.refused(store, app)).reason == "RESOURCE_NOT_SHARED"
+
+    async def test_a_resource_made_unconditional_needs_no_grant(
+        self, store: SqlCatalogueStore
+    ) -> None:
+        """An application for a resource since made UNCONDITIONAL is APPLICATION_NOT_NEEDED."""
+        app = await applied(store)
+        current = await store.get_resource(MARRIAGE)
+        await store.update_resource(
+            dataclasses.replace(current, sharing_type=SharingType.UNCONDITIONAL),
+            update_mask=["sharing_type"],
+            actor=ADMIN,
+        )
+        assert (await self.refused(store, app)).reason == "APPLICATION_NOT_NEEDED"
+
+    async def test_a_retired_or_deleted_resource_is_not_granted(
+        self, store: SqlCatalogueStore
+    ) -> None:
+        """Retired or deleted since the application: RESOURCE_NOT_PUBLISHED."""
+        retired = await applied(store)
+        await store.retire_resource(MARRIAGE, actor=ADMIN)
+        assert (await self.refused(store, retired)).reason == "RESOURCE_NOT_PUBLISHED"
+        deleted = await applied(
+            store, resource="101001/00001", data_items=("name",), matter_codes=("M-1",)
+        )
+        await store.delete_resource("101001/00001", actor=ADMIN)
+        assert (await self.refused(store, deleted)).reason == "RESOURCE_NOT_PUBLISHED"
+
+    async def test_removed_data_items_are_not_granted(self, store: SqlCatalogueStore) -> None:
+        """A data item applied for but since removed from the resource refuses the approval."""
+        app = await applied(store)
+        current = await store.get_resource(MARRIAGE)
+        kept = tuple(i for i in current.data_items if i.name != "spouse_name")
+        await store.update_resource(
+            dataclasses.replace(current, data_items=kept), update_mask=["data_items"], actor=ADMIN
+        )
+        refused = await self.refused(store, app)
+        assert refused.reason == "DATA_ITEMS_REMOVED"
+        assert refused.metadata["data_items"] == "spouse_name"
+
+    async def test_a_deleted_consumer_is_not_granted(self, store: SqlCatalogueStore) -> None:
+        """A consumer deleted since it applied gets no grant (an import could revive it)."""
+        app = await applied(store)
+        await store.delete_department(HOUSING, actor=ADMIN)
+        assert (await self.refused(store, app)).reason == "CONSUMER_NOT_REGISTERED"

@@ -45,8 +45,13 @@ def base_document() -> dict[str, Any]:
             {
                 "code": RESOURCE,
                 "display_name": "测试资源",
+                "classification": "基础",
                 "provider": PROVIDER,
+                "summary": "测试用资源",
+                "format": "服务接口",
                 "sharing_type": "CONDITIONAL",
+                "sharing_method": "接口",
+                "update_cycle": "实时",
                 "sharing_condition": "仅限办理事项",
                 "publish_date": "2025-01-01",
                 "data_items": [
@@ -243,6 +248,28 @@ class TestParseCatalogue:
         document["resources"].append(extra_resource("100001/00002", publish_date=publish_date))
         (problem,) = problems_of(document)
         assert problem.startswith("test.yaml: resources[1]:")
+
+    def test_an_unquoted_impossible_date_is_a_problem_of_its_row(self) -> None:
+        """`publish_date: 2025-02-30` unquoted is reported for its row, not raised by PyYAML."""
+        document = base_document()
+        document["resources"].append(extra_resource("100001/00002", publish_date="2025-02-30"))
+        text = dump(document).replace("'2025-02-30'", "2025-02-30")
+        assert "publish_date: 2025-02-30\n" in text
+        with pytest.raises(CatalogueError) as raised:
+            parse_catalogue(text, source="test.yaml")
+        (problem,) = raised.value.problems
+        assert problem.startswith("test.yaml: resources[1]:")
+        assert "'2025-02-30' is not a real YYYY-MM-DD date" in problem
+
+    def test_unknown_fields_are_refused(self) -> None:
+        """A misspelt field of a row or of a data item is refused, not silently dropped."""
+        document = base_document()
+        document["resources"][0]["sharing_condtion"] = "仅限办理事项"
+        document["resources"][0]["data_items"][1]["persnal"] = True
+        assert (
+            "test.yaml: resources[0]: unknown field 'sharing_condtion'; "
+            "unknown field 'persnal' in data_items[1]"
+        ) in problems_of(document)
 
     def test_unknown_provider(self) -> None:
         """A resource whose provider is not a listed department is refused."""
