@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
+
 from ._auditverify import (
     read_export,
     stored_checkpoints,
@@ -52,12 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     pki = commands.add_parser("pki", help="development certificate authority").add_subparsers()
     init = pki.add_parser("init", help="create the development CA and server certificate")
     init.add_argument("--dir", type=Path, default=Path(".govshare/pki"))
-    init.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN)
+    init.add_argument(
+        "--trust-domain",
+        default=DEFAULT_TRUST_DOMAIN,
+        help="SPIFFE trust domain, remembered in the folder for `pki issue`",
+    )
     init.add_argument("--force", action="store_true", help="replace an existing CA")
     init.set_defaults(handler=_pki_init)
     issue = pki.add_parser("issue", help="issue a client certificate")
     issue.add_argument("--dir", type=Path, default=Path(".govshare/pki"))
-    issue.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN)
+    issue.add_argument("--trust-domain", help="default: the one `pki init` recorded")
     who = issue.add_mutually_exclusive_group(required=True)
     who.add_argument("--dept", metavar="USCC")
     who.add_argument("--admin", metavar="NAME")
@@ -107,62 +113,109 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> int:
+    """One line on stderr and exit status 2: the operator's input, not a crash."""
+    # One line even for multi-line library messages (YAML marks the spot over four).
+    print(f"govshare: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
 def _pki_init(args: argparse.Namespace) -> int:
-    pki = DevPki(args.dir, args.trust_domain)
-    if pki.exists() and not args.force:
-        print(f"PKI already exists in {args.dir} (use --force to replace it)")
-        return 0
-    pki.init()
+    try:
+        pki = DevPki(args.dir, args.trust_domain)
+        if pki.has_ca() and not args.force:
+            if pki.exists():
+                print(f"PKI already exists in {args.dir} (use --force to replace it)")
+                return 0
+            # Only the server certificate is gone: a new CA would orphan every
+            # client certificate already issued, so reissue just that one.
+            pki.issue_server()
+            print(f"server certificate reissued from the existing CA in {args.dir}")
+            return 0
+        pki.init()
+    except (ValueError, OSError) as error:
+        return _error(str(error))
     print(f"development CA and server certificate written to {args.dir}")
     return 0
 
 
 def _pki_issue(args: argparse.Namespace) -> int:
-    pki = DevPki(args.dir, args.trust_domain)
-    if not pki.exists():
-        print(f"no PKI in {args.dir}: run `govshare pki init` first", file=sys.stderr)
-        return 1
-    if args.dept:
-        from govshare.directory import is_valid_uscc
+    try:
+        pki = DevPki(args.dir, args.trust_domain)
+        if not pki.exists():
+            print(f"no PKI in {args.dir}: run `govshare pki init` first", file=sys.stderr)
+            return 1
+        # `is not None`: an empty name is a mistake to report, not "no option given".
+        if args.dept is not None:
+            from govshare.directory import is_valid_uscc
 
-        if not is_valid_uscc(args.dept):
-            print("--dept must be a valid unified social credit code (GB 32100)", file=sys.stderr)
-            return 2
-        issued = pki.issue("dept", args.dept)
-    elif args.admin:
-        issued = pki.issue("admin", args.admin)
-    else:
-        issued = pki.issue("auditor", args.auditor)
+            if not is_valid_uscc(args.dept):
+                return _error("--dept must be a valid unified social credit code (GB 32100)")
+            issued = pki.issue("dept", args.dept)
+        elif args.admin is not None:
+            issued = pki.issue("admin", args.admin)
+        else:
+            issued = pki.issue("auditor", args.auditor)
+    except (ValueError, OSError) as error:
+        return _error(str(error))
     print(f"certificate: {issued.certificate}\nprivate key: {issued.private_key}")
     return 0
+
+
+class _CannotStart(Exception):
+    """The gateway failed before serving: reported in one line, not as a traceback."""
 
 
 def _serve(args: argparse.Namespace) -> int:
     from ._server import Gateway
 
-    config = GatewayConfig.load(args.config)
+    try:
+        config = GatewayConfig.load(args.config)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as error:
+        return _error(f"configuration: {error}")
 
     async def run() -> None:
-        async with Gateway(config) as gateway:
+        gateway = Gateway(config)
+        try:
+            await gateway.start()
+        except Exception as error:
+            # Bad settings, a taken port, an unreadable or damaged file: all the
+            # operator's to fix, and start() has already closed what it opened.
+            raise _CannotStart(f"{type(error).__name__}: {error}") from error
+        try:
             print(f"govshare gateway listening on {gateway.address} (mTLS)", flush=True)
             await gateway.serve_until_signalled()
+        finally:
+            await gateway.stop()
 
-    run_with_event_loop(run(), config.event_loop)
+    try:
+        run_with_event_loop(run(), config.event_loop)
+    except (_CannotStart, ValueError) as error:
+        return _error(f"cannot start the gateway: {error}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return run_with_event_loop(run_demo(args.data_dir, listen=args.listen, once=args.once))
+    try:
+        return run_with_event_loop(run_demo(args.data_dir, listen=args.listen, once=args.once))
+    except (OSError, RuntimeError) as error:
+        # Typically the listen address is taken (another demo still running).
+        return _error(f"cannot run the demo on {args.listen}: {error}")
 
 
 def _evidence_verify(args: argparse.Namespace) -> int:
-    text = args.file.read_text("utf-8").strip()
-    token = text
-    if text.startswith("{"):
-        token = str(json.loads(text)["jws"])
-    result = verify_evidence(token, json.loads(args.jwks.read_text("utf-8")))
+    try:
+        text = args.file.read_text("utf-8").strip()
+        token = text
+        if text.startswith("{"):
+            token = str(json.loads(text)["jws"])
+        jwks = json.loads(args.jwks.read_text("utf-8"))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"INVALID: cannot read the evidence or the key set: {type(error).__name__}: {error}")
+        return 2
+    result = verify_evidence(token, jwks)
     if result.valid:
         print(
             f"valid: key {result.key_id}, request {result.request_id}, log index {result.log_index}"

@@ -88,9 +88,11 @@ class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         caller: Principal | None
         try:
             caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
-        except GovshareError:
-            caller = None
-        error = GovshareError(Reason.REQUEST_INVALID, "the request could not be decoded")
+            error = GovshareError(Reason.REQUEST_INVALID, "the request could not be decoded")
+        except GovshareError as unknown:
+            # Who is asking comes before what was asked (DESIGN: permission before
+            # existence): a stranger learns nothing about the request's shape.
+            caller, error = None, unknown
         name = method.rsplit(".", 1)[-1].replace("/", ".")
         await self._decisions.record_denial(name, caller, error)
         status = to_grpc_status(error)

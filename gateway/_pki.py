@@ -27,6 +27,10 @@ _CA_DAYS = 3650
 _LEAF_DAYS = 825
 # One path segment of a SPIFFE id, also safe as part of a file name.
 _PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# SPIFFE: a trust domain is lowercase letters, digits, dots, dashes and underscores.
+_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]{1,255}")
+# `pki init` records its trust domain here, so `pki issue` names the same one.
+_TRUST_DOMAIN_FILE = "trust-domain"
 
 
 def principal_uri(trust_domain: str, kind: str, name: str) -> str:
@@ -49,8 +53,18 @@ class IssuedCertificate:
 class DevPki:
     """A development CA kept in one folder: ca.crt/ca.key, server.crt/key, clients."""
 
-    def __init__(self, folder: Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> None:
+    def __init__(self, folder: Path, trust_domain: str | None = None) -> None:
+        """`trust_domain` None: the one recorded by `init` in `folder`, else the default."""
         self.folder = folder
+        if trust_domain is None:
+            recorded = folder / _TRUST_DOMAIN_FILE
+            trust_domain = (
+                recorded.read_text("utf-8").strip() if recorded.exists() else DEFAULT_TRUST_DOMAIN
+            )
+        if _TRUST_DOMAIN.fullmatch(trust_domain) is None:
+            raise ValueError(
+                f"trust domain {trust_domain!r} must be lowercase letters, digits, '.', '-', '_'"
+            )
         self.trust_domain = trust_domain
 
     @property
@@ -63,6 +77,10 @@ class DevPki:
 
     def exists(self) -> bool:
         return self.ca_certificate.exists() and self.server.certificate.exists()
+
+    def has_ca(self) -> bool:
+        """Whether any part of a CA is here (replacing it would orphan issued certificates)."""
+        return self.ca_certificate.exists() or (self.folder / "ca.key").exists()
 
     def init(self, *, common_name: str = "govshare development CA") -> None:
         """Create the CA and the server certificate (localhost, 127.0.0.1, ::1)."""
@@ -100,6 +118,11 @@ class DevPki:
         )
         _write_key(self.folder / "ca.key", key)
         self.ca_certificate.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (self.folder / _TRUST_DOMAIN_FILE).write_text(self.trust_domain + "\n", "utf-8")
+        self.issue_server()
+
+    def issue_server(self) -> None:
+        """(Re)issue the gateway's server certificate from the CA in the folder."""
         self._issue(
             self.server,
             common_name="govshare gateway",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2
-from govshare.gateway import Gateway, GatewayConfig, main
+from govshare.gateway import DevPki, Gateway, GatewayConfig, main
 from support import Pki, RunningGateway, error_info
 
 
@@ -228,6 +229,27 @@ class TestAuditCommandInput:
 
 
 class TestUndecodableRequests:
+    async def test_a_stranger_learns_nothing_from_an_undecodable_request(
+        self, gateway: RunningGateway, tmp_path: Path
+    ) -> None:
+        """Identity comes first: a certificate of another trust domain sending garbage gets
+        CALLER_UNKNOWN (as with a valid request), not REQUEST_INVALID; and it is logged."""
+        # Same CA, so the handshake passes; its own folder, so the shared PKI is untouched.
+        for part in ("ca.crt", "ca.key"):
+            shutil.copy(gateway.pki.folder / part, tmp_path / part)
+        stranger = DevPki(tmp_path, "elsewhere.example").issue("dept", "11330100002482106W")
+        async with gateway.channel(stranger) as channel:
+            raw = channel.unary_unary("/govshare.exchange.v1.ExchangeService/GetCertificate")
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await raw(b"\x0a\x01\xff", timeout=10)
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(raised.value).reason == "CALLER_UNKNOWN"
+        record = json.loads(gateway.audit_rows()[-1]["leaf"])
+        assert (record["method"], record["reason"]) == (
+            "ExchangeService.GetCertificate",
+            "CALLER_UNKNOWN",
+        )
+
     async def test_invalid_utf8_is_request_invalid_and_logged(
         self, gateway: RunningGateway
     ) -> None:

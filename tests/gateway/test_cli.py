@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -53,8 +54,120 @@ class TestPki:
         main(["pki", "init", "--dir", str(folder), "--force"])
         assert (folder / "ca.crt").read_bytes() != first
 
+    def test_init_keeps_a_ca_whose_server_certificate_is_missing(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without server.crt, `pki init` reissues only that: the CA and its clients stay valid."""
+        folder = tmp_path / "pki"
+        main(["pki", "init", "--dir", str(folder)])
+        ca_key = (folder / "ca.key").read_bytes()
+        (folder / "server.crt").unlink()
+        assert main(["pki", "init", "--dir", str(folder)]) == 0
+        assert (folder / "ca.key").read_bytes() == ca_key
+        server = x509.load_pem_x509_certificate((folder / "server.crt").read_bytes())
+        ca = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+        server.verify_directly_issued_by(ca)
+        assert "reissued" in capsys.readouterr().out
+
+    def test_issue_uses_the_trust_domain_init_recorded(self, tmp_path: Path) -> None:
+        """`pki init --trust-domain` is remembered: `pki issue` names the same domain."""
+        folder = tmp_path / "pki"
+        assert main(["pki", "init", "--dir", str(folder), "--trust-domain", "gov.example"]) == 0
+        assert main(["pki", "issue", "--dir", str(folder), "--auditor", "li"]) == 0
+        cert = x509.load_pem_x509_certificate((folder / "auditor-li.crt").read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
+            "spiffe://gov.example/auditor/li"
+        ]
+
+    @pytest.mark.parametrize(
+        "arguments",
+        [
+            ["init", "--trust-domain", "Bad Domain/x"],
+            ["issue", "--admin", ""],
+            ["issue", "--dept", ""],
+            ["issue", "--admin", "bad/name"],
+            ["issue", "--auditor", ""],
+        ],
+    )
+    def test_bad_arguments_are_one_line_errors(
+        self, arguments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Bad names or domains exit 2 with one line on stderr, and issue nothing."""
+        folder = tmp_path / "pki"
+        main(["pki", "init", "--dir", str(folder)])
+        before = sorted(folder.iterdir())
+        capsys.readouterr()
+        assert main(["pki", arguments[0], "--dir", str(folder), *arguments[1:]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("govshare: error:") or "must be" in err
+        assert "Traceback" not in err
+        assert sorted(folder.iterdir()) == before
+
+
+class TestServeStartupErrors:
+    @pytest.mark.parametrize(
+        ("config", "expected"),
+        [
+            ("bogus: 1\n", "unknown configuration keys: bogus"),
+            ("listen: [\n", "configuration"),
+            ("event_loop: fastest\n", "event_loop"),
+        ],
+    )
+    def test_bad_configuration_is_one_line(
+        self, config: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A bad config file exits 2 with one line naming the problem, no traceback."""
+        path = tmp_path / "gateway.yaml"
+        path.write_text(f"data_dir: {tmp_path / 'data'}\n" + config)
+        assert main(["serve", "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err
+        assert len(err.strip().splitlines()) == 1
+
+    def test_a_missing_pki_and_a_taken_port_are_one_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Start failures (no PKI, then a port in use) exit 2 with one line each."""
+        data = tmp_path / "data"
+        path = tmp_path / "gateway.yaml"
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            path.write_text(f"data_dir: {data}\nlisten: 127.0.0.1:{port}\nevent_loop: asyncio\n")
+            assert main(["serve", "--config", str(path)]) == 2
+            assert "no PKI" in capsys.readouterr().err
+            main(["pki", "init", "--dir", str(data / "pki")])
+            capsys.readouterr()
+            assert main(["serve", "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot start the gateway" in err
+        assert len(err.strip().splitlines()) == 1
+
 
 class TestEvidenceVerify:
+    @pytest.mark.parametrize(
+        ("evidence", "jwks"),
+        [('{"no_jws": 1}', "{}"), ("{not json", "{}"), ("a.b.c", "[1"), (None, "{}")],
+        ids=["no-jws", "bad-json", "bad-jwks", "missing-file"],
+    )
+    def test_unreadable_input_is_invalid_not_a_traceback(
+        self,
+        evidence: str | None,
+        jwks: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Files that cannot be read as evidence or a key set exit 2 with an INVALID line."""
+        file = tmp_path / "evidence.json"
+        if evidence is not None:
+            file.write_text(evidence)
+        keys = tmp_path / "jwks.json"
+        keys.write_text(jwks)
+        assert main(["evidence", "verify", str(file), "--jwks", str(keys)]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: cannot read")
+
     def test_valid_and_tampered_evidence(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
