@@ -11,6 +11,7 @@ from ._codes import (
     is_valid_classification_code,
     next_resource_code,
 )
+from ._core import CHINA_STANDARD_TIME
 from ._csv import import_resources_csv
 from ._desk import ExpiryReport
 from ._errors import (
@@ -90,6 +91,7 @@ from ._workflow import (
 )
 
 __all__ = [
+    "CHINA_STANDARD_TIME",
     "CLASSIFICATION_LABELS",
     "DATA_TYPES",
     "DEFAULT_DUE_WORKING_DAYS",

@@ -24,6 +24,7 @@ from govshare.adapters import (
 )
 from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from govshare.directory import (
+    CHINA_STANDARD_TIME,
     Catalogue,
     Material,
     MaterialSource,
@@ -93,6 +94,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         trust_domain: str,
         default_timeout: float,
         clock: Callable[[], _dt.datetime] = utc_now,
+        local_timezone: _dt.tzinfo = CHINA_STANDARD_TIME,
     ) -> None:
         self._catalogue = catalogue
         self._adapters = adapters
@@ -102,6 +104,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self._trust_domain = trust_domain
         self._default_timeout = default_timeout
         self._clock = clock
+        # Grant validity dates are calendar days where the directory keeps them
+        # (Beijing time): between 00:00 and 08:00 the UTC date is still yesterday.
+        self._timezone = local_timezone
 
     async def GetCertificate(
         self,
@@ -269,7 +274,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         require(access.purpose, "purpose", MAX_PURPOSE)
         now = self._clock()
         decision = decide(
-            catalogue, caller, resource, requested_fields, access.matter_code, now.date()
+            catalogue,
+            caller,
+            resource,
+            requested_fields,
+            access.matter_code,
+            now.astimezone(self._timezone).date(),
         )
         access.grant_ids = decision.grant_ids
         check_holder(holder, expected_id_type)

@@ -4,6 +4,7 @@ and callers that give up half way."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -12,7 +13,8 @@ import grpc
 import pytest
 from govshare.adapters.simulators import Population, SimulatorOptions, start_simulators
 from govshare.api.exchange.v1 import exchange_pb2
-from govshare.gateway import Gateway, GatewayConfig
+from govshare.directory import CHINA_STANDARD_TIME
+from govshare.gateway import ExchangeServicer, Gateway, GatewayConfig
 from support import Pki, RunningGateway, error_info
 
 _MATTER = "330100-BDC-0001"
@@ -145,3 +147,47 @@ class TestCancellation:
         assert [(r["request_id"], r["outcome"], r["reason"]) for r in rows] == [
             ("cancel-me", "DENIED", "CALL_CANCELLED")
         ]
+
+
+class TestGrantValidityIsJudgedInBeijingTime:
+    @pytest.mark.parametrize(
+        ("beijing", "reason"),
+        [
+            # 2026-01-01 03:00 in Beijing is still 2025-12-31 in UTC: the grant that
+            # ended on 2025-12-31 has expired where the directory keeps its dates.
+            (dt.datetime(2026, 1, 1, 3, 0), "GRANT_EXPIRED"),
+            (dt.datetime(2025, 12, 31, 23, 0), ""),
+        ],
+    )
+    async def test_the_grant_day_is_the_directory_day(
+        self,
+        beijing: dt.datetime,
+        reason: str,
+        monkeypatch: pytest.MonkeyPatch,
+        gateway_config: Callable[[dict[str, str]], GatewayConfig],
+        simulators: dict[str, str],
+        pki: Pki,
+        population: Population,
+    ) -> None:
+        """Between 00:00 and 08:00 Beijing time a grant that ended yesterday is expired;
+        late on its last day (already the next day in no zone east of Beijing) it serves."""
+        moment = beijing.replace(tzinfo=CHINA_STANDARD_TIME).astimezone(dt.UTC)
+        defaults = ExchangeServicer.__init__.__kwdefaults__
+        assert defaults is not None
+        monkeypatch.setitem(defaults, "clock", lambda: moment)
+        async with Gateway(gateway_config(simulators)) as started:
+            gw = RunningGateway(started, pki)
+            request = exchange_pb2.GetCertificateRequest(
+                certificate_type="tax_payment_certificate",
+                holder=exchange_pb2.Holder(id_type="111", id=population.tax_proofs[0].taxpayer_id),
+                matter_code="330100-ZF-0003",
+                purpose="公租房资格审核",
+            )
+            async with gw.channel(pki.housing) as channel:
+                try:
+                    await gw.exchange(channel).GetCertificate(request, timeout=10)
+                    outcome = ""
+                except grpc.aio.AioRpcError as error:
+                    outcome = error_info(error).reason
+        assert outcome == reason
+        assert json.loads(gw.audit_rows()[-1]["leaf"])["reason"] == reason
