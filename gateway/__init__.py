@@ -166,6 +166,11 @@ from ._policy import (
 from ._registry import (
     AdapterRouter,
 )
+from ._revocation import (
+    RevocationList,
+    RevocationListError,
+    RevokedCertificates,
+)
 from ._secrets import (
     write_secret,
 )
@@ -220,6 +225,9 @@ __all__ = [
     "Principal",
     "ProofSource",
     "Reason",
+    "RevocationList",
+    "RevocationListError",
+    "RevokedCertificates",
     "Role",
     "SignedCheckpoint",
     "SqliteAccessLog",

@@ -24,6 +24,11 @@ _FLOAT_KEYS = (
     "directory_poll_seconds",
     "audit_commit_window_seconds",
 )
+# Settings where an empty value means "not set": an environment variable cannot be null.
+_OPTIONAL_KEYS = ("pki_dir", "crl_file", "shutdown_grace_seconds")
+# On SIGTERM a call may still be waiting this long on its registry after the
+# provider timeout, so grace covers the default timeout with a margin.
+_SHUTDOWN_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,22 @@ class GatewayConfig:
     checkpoint_origin: str = ""
     # Where the CA and the server certificate live; default "<data_dir>/pki".
     pki_dir: Path | None = None
+    # The client CA's revocation list (PEM or DER), re-read when it changes; none if unset.
+    crl_file: Path | None = None
+    # How long calls in flight may finish on SIGTERM; unset means
+    # provider_timeout_seconds + 1, so a call waiting on its registry is not cut off.
+    shutdown_grace_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.shutdown_grace_seconds is not None and self.shutdown_grace_seconds < 0:
+            raise ValueError("shutdown_grace_seconds must not be negative")
+
+    @property
+    def shutdown_grace(self) -> float:
+        """Seconds calls in flight get to finish when the gateway stops."""
+        if self.shutdown_grace_seconds is not None:
+            return self.shutdown_grace_seconds
+        return self.provider_timeout_seconds + _SHUTDOWN_MARGIN_SECONDS
 
     @property
     def pki_path(self) -> Path:
@@ -120,17 +141,17 @@ class GatewayConfig:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     coerced = dict(values)
-    for name in ("data_dir", "pki_dir"):
+    for name in _OPTIONAL_KEYS:
+        if coerced.get(name) == "":
+            coerced[name] = None
+    for name in ("data_dir", "pki_dir", "crl_file"):
         if coerced.get(name) is not None:
             coerced[name] = Path(coerced[name])
-    for name in (
-        "provider_timeout_seconds",
-        "checkpoint_interval_seconds",
-        "directory_poll_seconds",
-        "audit_commit_window_seconds",
-    ):
+    for name in _FLOAT_KEYS:
         if name in coerced:
             coerced[name] = float(coerced[name])
+    if coerced.get("shutdown_grace_seconds") is not None:
+        coerced["shutdown_grace_seconds"] = float(coerced["shutdown_grace_seconds"])
     for name in ("audit_max_batch", "application_due_working_days"):
         if name in coerced:
             coerced[name] = int(coerced[name])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ._errors import GovshareError, Reason
+from ._pki import _PRINCIPAL_NAME
 
 __all__ = ["Principal", "Role", "principal_from_auth_context"]
 
@@ -57,6 +58,9 @@ def principal_from_auth_context(
         raise GovshareError(
             Reason.CALLER_UNKNOWN, "client certificate names no known role"
         ) from None
-    if not name or "/" in name:
+    # The name must be one we could have issued: this also keeps out what the
+    # SPIFFE ID spec forbids (query, fragment, empty, "." or ".." segments,
+    # percent-encoding), which a CA other than ours might still have signed.
+    if _PRINCIPAL_NAME.fullmatch(name) is None:
         raise GovshareError(Reason.CALLER_UNKNOWN, "client certificate names no principal")
     return Principal(role, name)

@@ -4,6 +4,7 @@ with a protobuf exception text."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,12 +19,11 @@ __all__ = ["UndecodableRequests"]
 _UNDECODABLE = object()
 
 
-class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps each method's request decoding once, then reuses the wrapped handler."""
+class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps each method's handler once (`_wrap`), then reuses the wrapped handler:
+    building handlers per call would cost every request."""
 
-    def __init__(self, decisions: DecisionRecorder, trust_domain: str) -> None:
-        self._decisions = decisions
-        self._trust_domain = trust_domain
+    def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -36,10 +36,23 @@ class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
         wrapped = self._wrap(method, handler)
-        if wrapped is not handler:
-            self._wrapped[method] = wrapped
+        self._wrapped[method] = wrapped
         return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        raise NotImplementedError
+
+
+class UndecodableRequests(WrappingInterceptor):
+    """Decodes requests tolerantly: an undecodable one is refused and logged."""
+
+    def __init__(self, decisions: DecisionRecorder, trust_domain: str) -> None:
+        super().__init__()
+        self._decisions = decisions
+        self._trust_domain = trust_domain
 
     def _wrap(self, method: str, handler: Any) -> Any:
         if handler is None or handler.request_deserializer is None:
@@ -68,6 +81,19 @@ class UndecodableRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             )
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
+            if not inspect.isasyncgenfunction(inner_stream):
+                # A handler that answers through context.write() (grpc's own health
+                # Watch does) is a coroutine, not an async generator: await it.
+                async def writing(
+                    request: Any, context: grpc.aio.ServicerContext[Any, Any]
+                ) -> None:
+                    if request is _UNDECODABLE:
+                        await self._refuse(method, context)
+                    await inner_stream(request, context)
+
+                return grpc.unary_stream_rpc_method_handler(
+                    writing, request_deserializer=tolerant, response_serializer=encode
+                )
 
             async def stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]

@@ -39,6 +39,7 @@ from ._holder import HolderIdProtector
 from ._interceptors import UndecodableRequests
 from ._pki import DevPki
 from ._registry import AdapterRouter
+from ._revocation import RevocationList, RevokedCertificates
 
 __all__ = ["Gateway"]
 
@@ -61,6 +62,8 @@ class Gateway:
         self._access_log: SqliteAccessLog | None = None
         self._audit_reader: AuditReader | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._crl_watch: asyncio.Task[None] | None = None
+        self._health: health.aio.HealthServicer | None = None
         self._sync: DirectorySync | None = None
         self._router: AdapterRouter | None = None
         self._catalogue: Catalogue | None = None
@@ -99,6 +102,12 @@ class Gateway:
         pki = DevPki(config.pki_path, config.trust_domain)
         if not pki.exists():
             raise RuntimeError(f"no PKI in {config.pki_path}: run `govshare pki init` first")
+        # Before anything is opened: a CRL that does not verify stops the start here.
+        revocations = (
+            RevocationList(config.crl_file, pki.ca_certificate)
+            if config.crl_file is not None
+            else None
+        )
         self._store = config.open_catalogue_store()
         self._catalogue = await _load_catalogue(self._store, config)
         self.signer = load_or_create_signer(config.keys_dir, config.signing_algorithm)
@@ -121,10 +130,14 @@ class Gateway:
             else AdapterRouter.from_registries(config.registries)
         )
         decisions = DecisionRecorder(self._access_log)
-        server = grpc.aio.server(
-            interceptors=[UndecodableRequests(decisions, config.trust_domain)],
-            options=[("grpc.so_reuseport", 0)],
-        )
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            UndecodableRequests(decisions, config.trust_domain)
+        ]
+        if revocations is not None:
+            # Outermost, so a revoked certificate is refused before anything else
+            # looks at its call; without a CRL no call pays for the check.
+            interceptors.insert(0, RevokedCertificates(revocations, decisions))
+        server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         handlers = _generic_handlers_only(server)
         exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
             ExchangeServicer(
@@ -166,7 +179,7 @@ class Gateway:
             ),
             handlers,
         )
-        health_servicer = health.aio.HealthServicer()
+        health_servicer = self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
         for name in (*_SERVICE_NAMES, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -188,6 +201,9 @@ class Gateway:
             self._checkpointer = asyncio.create_task(
                 self._publish_checkpoints(config.checkpoint_interval_seconds)
             )
+        if revocations is not None:
+            self._crl_watch = asyncio.create_task(revocations.watch())
+            _log.info("revocation list %s: %d revoked", config.crl_file, revocations.revoked_count)
         _log.info("gateway listening on %s (mTLS)", self.address)
 
     def _set_catalogue(self, catalogue: Catalogue) -> None:
@@ -216,14 +232,21 @@ class Gateway:
                 except AccessLogError:
                     _log.exception("checkpoint publication failed")
 
-    async def stop(self, grace: float = 1.0) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving; calls in flight get `grace` seconds (default: the configured
+        shutdown_grace_seconds) before they are cancelled."""
+        if self._health is not None:
+            # Load balancers watching health stop sending calls while those in
+            # flight finish.
+            await self._health.enter_graceful_shutdown()
+        for task in (self._checkpointer, self._crl_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._checkpointer = self._crl_watch = None
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._server.stop(self.config.shutdown_grace if grace is None else grace)
             self._server = None
         if self._sync is not None:
             await self._sync.stop()

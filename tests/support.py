@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import error_details_pb2
 from govshare.api.exchange.v1 import exchange_pb2_grpc
 from govshare.gateway import Gateway, IssuedCertificate, error_info_of, open_channel
@@ -76,3 +81,38 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     info = error_info_of(error)
     assert info is not None, "the gateway sent no google.rpc.Status with an ErrorInfo"
     return info
+
+
+def write_crl(
+    ca_folder: Path,
+    revoked: Sequence[IssuedCertificate],
+    path: Path,
+    *,
+    encoding: serialization.Encoding = serialization.Encoding.PEM,
+    issuer_folder: Path | None = None,
+) -> Path:
+    """A CRL revoking `revoked`, named as issued by the CA in `ca_folder` and signed
+    with the key in `issuer_folder` (default: that same CA's key)."""
+    ca = x509.load_pem_x509_certificate((ca_folder / "ca.crt").read_bytes())
+    key = serialization.load_pem_private_key(
+        ((issuer_folder or ca_folder) / "ca.key").read_bytes(), None
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - dt.timedelta(minutes=1))
+        .next_update(now + dt.timedelta(days=1))
+    )
+    for issued in revoked:
+        serial = x509.load_pem_x509_certificate(issued.certificate.read_bytes()).serial_number
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - dt.timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(key, hashes.SHA256())
+    path.write_bytes(crl.public_bytes(encoding))
+    return path

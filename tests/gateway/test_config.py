@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,67 @@ class TestDerivedPaths:
         """An explicit PKI folder overrides the default under data_dir."""
         config = GatewayConfig.load(None, environ={"GOVSHARE_PKI_DIR": str(tmp_path / "ca")})
         assert config.pki_path == tmp_path / "ca"
+
+
+class TestRevocationAndShutdown:
+    def test_crl_file_from_file_and_environment(self, tmp_path: Path) -> None:
+        """crl_file is a Path, relative as written, and GOVSHARE_CRL_FILE overrides it."""
+        path = write(tmp_path, {"crl_file": "pki/clients.crl"})
+        assert GatewayConfig.load(path, environ={}).crl_file == Path("pki/clients.crl")
+        overridden = GatewayConfig.load(path, environ={"GOVSHARE_CRL_FILE": "/etc/ca.crl"})
+        assert overridden.crl_file == Path("/etc/ca.crl")
+
+    def test_empty_values_unset_optional_settings(self) -> None:
+        """An empty GOVSHARE_CRL_FILE, _PKI_DIR or _SHUTDOWN_GRACE_SECONDS means unset,
+        not the current directory or a parse error."""
+        config = GatewayConfig.load(
+            None,
+            environ={
+                "GOVSHARE_CRL_FILE": "",
+                "GOVSHARE_PKI_DIR": "",
+                "GOVSHARE_SHUTDOWN_GRACE_SECONDS": "",
+            },
+        )
+        assert (config.crl_file, config.pki_dir, config.shutdown_grace_seconds) == (
+            None,
+            None,
+            None,
+        )
+
+    def test_shutdown_grace_covers_the_provider_timeout_by_default(self) -> None:
+        """Unset, the shutdown grace is the provider timeout plus one second."""
+        assert GatewayConfig().shutdown_grace == 6.0
+        config = GatewayConfig.load(None, environ={"GOVSHARE_PROVIDER_TIMEOUT_SECONDS": "12"})
+        assert config.shutdown_grace == 13.0
+
+    def test_explicit_shutdown_grace(self) -> None:
+        """An explicit shutdown_grace_seconds is used as given, coerced to float."""
+        config = GatewayConfig.load(None, environ={"GOVSHARE_SHUTDOWN_GRACE_SECONDS": "30"})
+        assert config.shutdown_grace == 30.0
+        assert isinstance(config.shutdown_grace_seconds, float)
+
+    def test_negative_shutdown_grace_rejected(self) -> None:
+        """A negative grace is a ValueError naming the key."""
+        with pytest.raises(ValueError, match="shutdown_grace_seconds"):
+            GatewayConfig.load(None, environ={"GOVSHARE_SHUTDOWN_GRACE_SECONDS": "-1"})
+
+
+class TestExampleFile:
+    EXAMPLE = Path(__file__).parents[2] / "deploy" / "gateway.example.yaml"
+
+    def test_example_lists_every_key(self) -> None:
+        """deploy/gateway.example.yaml names every key GatewayConfig accepts, so the
+        documented list cannot drift from the code."""
+        document = yaml.safe_load(self.EXAMPLE.read_text("utf-8"))
+        missing = [f.name for f in dataclasses.fields(GatewayConfig) if f.name not in document]
+        assert missing == []
+
+    def test_example_loads_with_the_defaults_it_documents(self) -> None:
+        """The example loads; apart from its deployment-specific keys it holds the defaults."""
+        config = GatewayConfig.load(self.EXAMPLE, environ={})
+        deployment_specific = {"data_dir", "listen", "registries"}
+        for field in dataclasses.fields(GatewayConfig):
+            if field.name not in deployment_specific:
+                assert getattr(config, field.name) == getattr(GatewayConfig(), field.name), (
+                    field.name
+                )

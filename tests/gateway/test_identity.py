@@ -127,3 +127,23 @@ class TestRefused:
     def test_extra_path_segment(self, uri: str) -> None:
         """A name with a further path segment is refused."""
         assert refused(context(uri)).reason is Reason.CALLER_UNKNOWN
+
+    @pytest.mark.parametrize(
+        "uri",
+        [
+            "spiffe://govshare.local/admin/ops?x=1",
+            "spiffe://govshare.local/admin/ops#frag",
+            "spiffe://govshare.local/admin/ops?",
+            "spiffe://govshare.local/admin/o%70s",
+            "spiffe://govshare.local/admin/.",
+            "spiffe://govshare.local/admin/..",
+            f"spiffe://govshare.local/dept//{USCC}",
+            "spiffe://govshare.local/admin/ops x",
+            "spiffe://govshare.local/admin/-ops",
+            "spiffe://govshare.local/admin/" + "o" * 65,
+        ],
+    )
+    def test_malformed_spiffe_id(self, uri: str) -> None:
+        """A name the SPIFFE spec forbids (query, fragment, %-escape, dot or empty
+        segment) or that we would not issue is refused, not served under its prefix."""
+        assert refused(context(uri)).reason is Reason.CALLER_UNKNOWN

@@ -68,7 +68,8 @@ class TestInit:
         pki.init()
         assert pki.exists()
         names = sorted(p.name for p in (tmp_path / "pki").iterdir())
-        assert names == ["ca.crt", "ca.key", "server.crt", "server.key"]
+        assert names == ["ca.crt", "ca.key", "server.crt", "server.key", "trust-domain"]
+        assert (tmp_path / "pki" / "trust-domain").read_text() == "govshare.local\n"
 
     def test_keys_are_private(self, dev_pki: DevPki) -> None:
         """The CA and server private keys are mode 0600."""

@@ -1,15 +1,20 @@
 """mTLS is required: no certificate, or one from another CA, gets no answer;
-health and reflection are served to authenticated callers."""
+health and reflection are served to authenticated callers; stopping lets calls
+in flight finish and tells health watchers first."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import grpc
 import pytest
+from govshare.adapters.simulators import Population, SimulatorOptions, start_simulators
 from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
-from govshare.gateway import client_credentials
+from govshare.gateway import Gateway, GatewayConfig, client_credentials
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import RunningGateway
+from support import Pki, RunningGateway
 
 
 class TestClientCertificates:
@@ -85,3 +90,74 @@ class TestStandardServices:
                 with pytest.raises(grpc.aio.AioRpcError) as raised:
                     await channel.unary_unary(path)(b"", timeout=5)
                 assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+class TestShutdown:
+    async def test_a_call_waiting_on_a_slow_registry_completes_during_shutdown(
+        self,
+        population: Population,
+        gateway_config: Callable[[dict[str, str]], GatewayConfig],
+        pki: Pki,
+    ) -> None:
+        """A call in flight for longer than a second still gets its answer when the
+        gateway stops: the grace covers the provider timeout."""
+        async with await start_simulators(
+            population, options=SimulatorOptions(latency=1.5)
+        ) as slow:
+            gateway = Gateway(gateway_config(dict(slow.base_urls)))
+            await gateway.start()
+            try:
+                running = RunningGateway(gateway, pki)
+                async with running.channel(pki.land_registry) as channel:
+                    call = running.exchange(channel).GetCertificate(
+                        exchange_pb2.GetCertificateRequest(
+                            certificate_type="identity_record",
+                            holder=exchange_pb2.Holder(
+                                id_type="111", id=population.persons[0].citizen_id
+                            ),
+                            matter_code="330100-BDC-0001",
+                            purpose="不动产转移登记核验卖方身份",
+                        ),
+                        timeout=10,
+                    )
+                    answer = asyncio.ensure_future(call)
+                    await asyncio.sleep(0.3)
+                    stopping = asyncio.ensure_future(gateway.stop())
+                    evidence = await answer
+                    await stopping
+            finally:
+                await gateway.stop()
+        assert evidence.fields["citizen_id"] == population.persons[0].citizen_id
+
+    async def test_health_reports_not_serving_once_shutdown_begins(
+        self, gateway: RunningGateway
+    ) -> None:
+        """Once stopping begins, health answers NOT_SERVING for every service while
+        calls in flight finish (read in process: grpc refuses new calls meanwhile)."""
+        health = gateway.gateway._health
+        assert health is not None
+        stopping = asyncio.ensure_future(gateway.gateway.stop())
+        await asyncio.sleep(0)
+        statuses = {
+            name: (await health.Check(health_pb2.HealthCheckRequest(service=name), None)).status
+            for name in ("", "govshare.exchange.v1.ExchangeService")
+        }
+        await stopping
+        assert set(statuses.values()) == {health_pb2.HealthCheckResponse.NOT_SERVING}
+
+    async def test_a_health_watcher_sees_not_serving_once_shutdown_begins(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A health watcher sees SERVING, then NOT_SERVING as soon as stopping begins."""
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=""), timeout=10
+            )
+            seen = [(await watch.read()).status]
+            stopping = asyncio.ensure_future(gateway.gateway.stop())
+            seen.append((await watch.read()).status)
+            await stopping
+        assert seen == [
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        ]
