@@ -1,4 +1,5 @@
-"""`govshare` command line: pki, serve, demo, evidence verify, audit verify."""
+"""`govshare` command line: pki, serve, demo, directory, evidence verify, and audit
+verify / prove / export."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
     FIELD_NOT_GRANTED      PERMISSION_DENIED    a requested data item is not granted
     FIELD_UNKNOWN          INVALID_ARGUMENT     a requested data item is not in the resource
     MATTER_NOT_COVERED     PERMISSION_DENIED    no valid grant covers the matter code
-    CONSENT_REQUIRED       PERMISSION_DENIED    holder consent needed and missing
-    CONSENT_INVALID        PERMISSION_DENIED    consent token bad, expired or for another use
-    QUOTA_EXCEEDED         RESOURCE_EXHAUSTED   the caller's quota is used up
+    CONSENT_REQUIRED       PERMISSION_DENIED    holder consent needed and missing (*)
+    CONSENT_INVALID        PERMISSION_DENIED    consent token bad, expired or for another use (*)
+    QUOTA_EXCEEDED         RESOURCE_EXHAUSTED   the caller's quota is used up (*)
     HOLDER_ID_INVALID      INVALID_ARGUMENT     holder id fails its check rule or type
     REQUEST_INVALID        INVALID_ARGUMENT     a required field is missing or malformed
     HOLDER_NOT_FOUND       NOT_FOUND            the registry holds no record
@@ -26,6 +26,9 @@ Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
     AUDIT_UNAVAILABLE      UNAVAILABLE          the access could not be logged durably
     INTERNAL_ERROR         INTERNAL             a defect; the message names the request id
     CALL_CANCELLED         CANCELLED            the caller went away mid-call (logged only)
+
+(*) Reserved: DESIGN.md names them, but consent tokens and quotas are not built
+yet, so nothing raises them (docs/architecture.md lists what is not built).
 
 DirectoryService also passes on the directory room's own, more specific reasons
 (directory/_errors.py): ETAG_MISMATCH (ABORTED), ALREADY_EXISTS,
