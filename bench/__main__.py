@@ -113,6 +113,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     scenarios = [("echo", c) for c in concurrencies]
     # The bare echo on asyncio's own loop too: what grpc.aio gives without uvloop.
     scenarios += [("echo_asyncio", 16)]
+    # And on grpc's synchronous (thread-pool) server: the "sync vs aio" option.
+    scenarios += [("echo_sync", 16)]
     scenarios += [("get_certificate", c) for c in concurrencies]
     scenarios += [("query_record", 16), ("resolve_materials", 16)]
     population = generate_population()
@@ -137,6 +139,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         stack.callback(echo.stop)
         echo_asyncio = _Child("echo", {**common, "cpu": _SERVER_CPU, "event_loop": "asyncio"})
         stack.callback(echo_asyncio.stop)
+        echo_sync = _Child("echo_sync", {**common, "cpu": _SERVER_CPU})
+        stack.callback(echo_sync.stop)
         gateway_data = Path(folder) / "gateway"
         if arguments.gateway_log_size:
             gateway_data.mkdir()
@@ -154,7 +158,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         )
         for repeat in range(arguments.repeats):
             for method, concurrency in scenarios:
-                target = {"echo": echo, "echo_asyncio": echo_asyncio}.get(method, gateway)
+                target = {"echo": echo, "echo_asyncio": echo_asyncio, "echo_sync": echo_sync}.get(
+                    method, gateway
+                )
                 result = _load(
                     {
                         **common,

@@ -1,9 +1,9 @@
 """Server processes for the benchmark: `python -m bench._servers KIND ARGS_JSON`.
 
 KIND is `echo` (a bare grpc.aio unary echo with the same mTLS setup, the
-reference), `simulators` (the five registries) or `gateway`. Each pins itself,
-prints READY with its address, and runs until stdin closes; the gateway then
-prints its peak RSS.
+reference), `echo_sync` (the same on grpc's thread-pool server), `simulators`
+(the five registries) or `gateway`. Each pins itself, prints READY with its
+address, and runs until stdin closes; the gateway then prints its peak RSS.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import sys
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import grpc
 from govshare.gateway import configure_logging, run_with_event_loop
 
 from bench._child import announce, peak_rss_kib, pin_to
+
+# As many as the load's concurrency at c=16: no call waits for a worker.
+_SYNC_WORKERS = 16
 
 
 async def _stdin_closed() -> None:
@@ -48,6 +52,28 @@ async def _echo(args: dict[str, Any]) -> None:
     announce({"address": f"127.0.0.1:{port}"})
     await _stdin_closed()
     await server.stop(None)
+
+
+def _echo_sync(args: dict[str, Any]) -> None:
+    """The same echo on grpc's synchronous server (a thread pool): the issue's
+    "sync vs aio server" option, measured as a reference beside the aio echo."""
+
+    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=_SYNC_WORKERS),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_secure_port("127.0.0.1:0", _server_credentials(Path(args["pki_dir"])))
+    server.start()
+    announce({"address": f"127.0.0.1:{port}"})
+    sys.stdin.read()
+    server.stop(None)
 
 
 async def _simulators(args: dict[str, Any]) -> None:
@@ -86,6 +112,9 @@ def main() -> None:
     pin_to(args.get("cpu"))
     if kind == "gateway":
         _log_like_serve(Path(args["data_dir"]))
+    if kind == "echo_sync":
+        _echo_sync(args)
+        return
     runner = {"echo": _echo, "simulators": _simulators, "gateway": _gateway}[kind]
     # Every server runs on the loop the gateway uses in production, the echo too,
     # so the ratio compares like with like.

@@ -35,6 +35,7 @@ def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
         "echo@c1",
         "echo@c16",
         "echo_asyncio@c16",
+        "echo_sync@c16",
         "get_certificate@c1",
         "get_certificate@c16",
         "query_record@c16",
