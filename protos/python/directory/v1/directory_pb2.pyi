@@ -643,7 +643,10 @@ class ListCertificateTypesRequest(_message.Message):
     page_token: _builtins.str
     """Token from a previous response; bound to the same filter and order."""
     filter: _builtins.str
-    """AIP-160 filter, e.g. `provider = "departments/..." AND sharing_type = CONDITIONAL`."""
+    """AIP-160 filter, e.g. `holder_id_type = "001" AND issuer = "departments/..."`.
+    Fields: key, type_code, display_name, holder_id_type, issuer, resource,
+    version, delete_time.
+    """
     order_by: _builtins.str
     """Fields to order by."""
     show_deleted: _builtins.bool

@@ -27,9 +27,6 @@ if _version_not_supported:
 
 class DirectoryServiceStub:
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:
@@ -206,9 +203,6 @@ class DirectoryServiceStub:
 
 class DirectoryServiceServicer:
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:
@@ -412,7 +406,7 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListGrants(self, request, context):
-        """Lists grants; departments see their own.
+        """Lists grants; departments see those they hold and those on resources they provide.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -612,9 +606,6 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DirectoryService:
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:

@@ -28,9 +28,6 @@ GRPC_VERSION: str
 
 class DirectoryServiceStub:
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:
@@ -98,7 +95,7 @@ class DirectoryServiceStub:
     RevokeSharingApplication: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RevokeSharingApplicationRequest, _directory_pb2.SharingApplication]
     """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied."""
     ListGrants: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListGrantsRequest, _directory_pb2.ListGrantsResponse]
-    """Lists grants; departments see their own."""
+    """Lists grants; departments see those they hold and those on resources they provide."""
     GetGrant: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetGrantRequest, _directory_pb2.Grant]
     """Gets one grant by `grants/{id}`."""
     RevokeGrant: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RevokeGrantRequest, _directory_pb2.Grant]
@@ -109,9 +106,6 @@ class DirectoryServiceStub:
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:
@@ -176,7 +170,7 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     RevokeSharingApplication: _aio.UnaryUnaryMultiCallable[_directory_pb2.RevokeSharingApplicationRequest, _directory_pb2.SharingApplication]  # type: ignore[assignment]
     """APPROVED -> REVOKED; the grant is revoked and the next exchange call denied."""
     ListGrants: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListGrantsRequest, _directory_pb2.ListGrantsResponse]  # type: ignore[assignment]
-    """Lists grants; departments see their own."""
+    """Lists grants; departments see those they hold and those on resources they provide."""
     GetGrant: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetGrantRequest, _directory_pb2.Grant]  # type: ignore[assignment]
     """Gets one grant by `grants/{id}`."""
     RevokeGrant: _aio.UnaryUnaryMultiCallable[_directory_pb2.RevokeGrantRequest, _directory_pb2.Grant]  # type: ignore[assignment]
@@ -186,9 +180,6 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The government information-resource directory (政务信息资源目录): who
-    provides what, under which sharing rules. Reads are open to every registered
-    department; writes arrive in a later version of this service.
-    The government information-resource directory (政务信息资源目录): who
     provides what, under which sharing rules, and the sharing applications that
     open conditional resources to consumers. Reads: every registered department,
     administrators and auditors. Catalogue writes: administrators. Applications:
@@ -425,7 +416,7 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.ListGrantsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.ListGrantsResponse, _abc.Awaitable[_directory_pb2.ListGrantsResponse]]:
-        """Lists grants; departments see their own."""
+        """Lists grants; departments see those they hold and those on resources they provide."""
 
     @_abc_1.abstractmethod
     def GetGrant(

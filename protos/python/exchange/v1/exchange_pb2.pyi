@@ -62,7 +62,9 @@ class Holder(_message.Message):
     id: _builtins.str
     """Holder id (持证主体代码)."""
     name: _builtins.str
-    """Holder name, optional; checked against the registry when given."""
+    """Holder name, optional. Accepted and not used yet: it is neither sent to the
+    registry nor checked against its answer.
+    """
     def __init__(
         self,
         *,
@@ -97,7 +99,9 @@ class GetCertificateRequest(_message.Message):
     purpose: _builtins.str
     """Use cause (事由), at most 200 characters."""
     consent: _builtins.str
-    """Holder consent token (用证授权), where the resource requires one."""
+    """Holder consent token (用证授权). Reserved: accepted and ignored, consent is
+    not checked yet (CONSENT_REQUIRED / CONSENT_INVALID are never raised).
+    """
     request_id: _builtins.str
     """Correlation id (1-128 of A-Z a-z 0-9 . _ : / -), logged and sent to the
     registry; generated when empty. Not an idempotency key: a repeat is a new access.
@@ -144,7 +148,9 @@ class QueryRecordRequest(_message.Message):
     purpose: _builtins.str
     """Use cause (事由), at most 200 characters."""
     consent: _builtins.str
-    """Holder consent token (用证授权), where the resource requires one."""
+    """Holder consent token (用证授权). Reserved: accepted and ignored, consent is
+    not checked yet (CONSENT_REQUIRED / CONSENT_INVALID are never raised).
+    """
     request_id: _builtins.str
     """Correlation id (1-128 of A-Z a-z 0-9 . _ : / -), logged and sent to the
     registry; generated when empty. Not an idempotency key: a repeat is a new access.
@@ -363,7 +369,9 @@ class ResolveMaterialsRequest(_message.Message):
     purpose: _builtins.str
     """Use cause (事由), at most 200 characters."""
     consent: _builtins.str
-    """Holder consent token (用证授权), where a resource requires one."""
+    """Holder consent token (用证授权). Reserved: accepted and ignored, consent is
+    not checked yet (CONSENT_REQUIRED / CONSENT_INVALID are never raised).
+    """
     request_id: _builtins.str
     """Correlation id; material n is logged as `<request_id>/<n>`."""
     @_builtins.property

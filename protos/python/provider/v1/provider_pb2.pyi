@@ -90,7 +90,9 @@ class LookupRecordResponse(_message.Message):
     found: _builtins.bool
     """Whether a record exists."""
     provider_signature: _builtins.str
-    """Provider's own signature over the record, when it signs (JWS)."""
+    """Provider's own signature over the record, when it signs (JWS). Not yet
+    verified or kept by the gateway.
+    """
     @_builtins.property
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Data items by name, canonical string form."""

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class ProviderServiceStub:
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     def __init__(self, channel):
@@ -45,7 +46,8 @@ class ProviderServiceStub:
 
 class ProviderServiceServicer:
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     def LookupRecord(self, request, context):
@@ -73,7 +75,8 @@ def add_ProviderServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ProviderService:
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     @staticmethod

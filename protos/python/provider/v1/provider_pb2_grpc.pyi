@@ -28,7 +28,8 @@ GRPC_VERSION: str
 
 class ProviderServiceStub:
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     @_typing.overload
@@ -41,7 +42,8 @@ class ProviderServiceStub:
 @_typing.type_check_only
 class ProviderServiceAsyncStub(ProviderServiceStub):
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -50,7 +52,8 @@ class ProviderServiceAsyncStub(ProviderServiceStub):
 
 class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
     """The standard protocol a registry may implement natively instead of being
-    wrapped by an adapter. The gateway is the only caller.
+    wrapped by an adapter. The gateway is to be its only caller; no adapter calls
+    it yet (only the http_json adapter exists).
     """
 
     @_abc_1.abstractmethod
