@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, Protocol, TypeAlias, TypeVar, cast
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -53,6 +54,46 @@ class ProofSource(Protocol):
     async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
 
 
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def _refuse(reason: Reason, message: str) -> NoReturn:
+    """Refuse the call: `_logged` writes the denial to the audit log and answers."""
+    raise GovshareError(reason, message)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+_Stream = TypeVar("_Stream", bound=Callable[..., AsyncIterator[Any]])
+
+
+def _logged(method: _Method) -> _Method:
+    """Every refusal of `method`, whatever its reason, reaches the audit log (DESIGN:
+    every decision, allowed or denied, is written to the log) before the caller hears it."""
+
+    @functools.wraps(method)
+    async def serve(self: AuditServicer, request: Any, context: Context) -> Any:
+        try:
+            return await method(self, request, context)
+        except GovshareError as error:
+            await self._refused(method.__name__, context, error)
+
+    return cast(_Method, serve)
+
+
+def _logged_stream(method: _Stream) -> _Stream:
+    """`_logged` for a server-streaming method (still an async generator for grpc)."""
+
+    @functools.wraps(method)
+    async def serve(self: AuditServicer, request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except GovshareError as error:
+            await self._refused(method.__name__, context, error)
+
+    return cast(_Stream, serve)
+
+
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """The auditor's window on the access log."""
 
@@ -71,6 +112,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self._holder_ids = holder_ids
         self._trust_domain = trust_domain
 
+    @_logged
     async def ListAccessRecords(
         self,
         request: audit_pb2.ListAccessRecordsRequest,
@@ -78,7 +120,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> audit_pb2.ListAccessRecordsResponse:
         caller = await self._require(context, "ListAccessRecords", Role.AUDITOR)
         if request.holder_id and not request.holder_id_type:
-            await _abort(context, Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
+            _refuse(Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
         if request.holder_id and not is_valid_holder_id(request.holder_id_type, request.holder_id):
             # Refused like the exchange refuses it, and logged as every refusal is.
             error = GovshareError(
@@ -86,11 +128,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",
                 id_type=request.holder_id_type,
             )
-            await self._decisions.record_denial("AuditService.ListAccessRecords", caller, error)
-            await _abort_with(context, error)
+            raise error
         if request.outcome and request.outcome not in _OUTCOMES:
             # An unknown value (a newer client's) must not quietly mean "any outcome".
-            await _abort(context, Reason.REQUEST_INVALID, f"outcome {request.outcome} is unknown")
+            _refuse(Reason.REQUEST_INVALID, f"outcome {request.outcome} is unknown")
         start_time, end_time = await _time_range(context, request)
         query = AccessQuery(
             consumer=request.consumer,
@@ -108,7 +149,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             include_directory_events=request.include_directory_events,
         )
         if request.page_size < 0:
-            await _abort(context, Reason.REQUEST_INVALID, "page_size must not be negative")
+            _refuse(Reason.REQUEST_INVALID, "page_size must not be negative")
         size = min(request.page_size or _DEFAULT_PAGE, _MAX_PAGE)
         after = await _decode_token(context, request.page_token, query)
         rows = await self._reader.search(query, after, size + 1)
@@ -124,12 +165,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                     holder_id_masked=mask_holder_id(request.holder_id),
                 )
             except GovshareError as error:
-                await _abort_with(context, error)
+                raise error
         token = _encode_token(rows[size - 1].index, query) if len(rows) > size else ""
         return audit_pb2.ListAccessRecordsResponse(
             access_records=[_record(row) for row in rows[:size]], next_page_token=token
         )
 
+    @_logged
     async def GetCheckpoint(
         self, request: audit_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.Checkpoint:
@@ -143,6 +185,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             verifier_key=self._proofs.verifier_key,
         )
 
+    @_logged
     async def GetInclusionProof(
         self,
         request: audit_pb2.GetInclusionProofRequest,
@@ -153,14 +196,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if request.WhichOneof("entry") == "leaf_hash":
             found = await self._reader.index_of_leaf_hash(request.leaf_hash)
             if found is None:
-                await _abort(context, Reason.RESOURCE_NOT_FOUND, "no entry with that leaf hash")
+                _refuse(Reason.RESOURCE_NOT_FOUND, "no entry with that leaf hash")
             assert found is not None
             index = found
         else:
             index = request.index
         if not 0 <= index < size:
-            await _abort(
-                context,
+            _refuse(
                 Reason.REQUEST_INVALID,
                 f"index must be in [0, {size}) for tree size {size}",
             )
@@ -170,8 +212,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 raise LookupError(f"entry {index} is missing")
             hashes = await self._proofs.inclusion_proof(index, size)
         except LookupError as exc:
-            await _damaged(context, exc)
-            raise AssertionError("unreachable: abort raises") from exc
+            _damaged(exc)
         return audit_pb2.InclusionProof(
             index=index,
             tree_size=size,
@@ -180,6 +221,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             leaf=entry.leaf,
         )
 
+    @_logged
     async def GetConsistencyProof(
         self,
         request: audit_pb2.GetConsistencyProofRequest,
@@ -188,16 +230,16 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         await self._require(context, "GetConsistencyProof", Role.AUDITOR)
         new_size = await self._tree_size(context, request.new_size)
         if not 1 <= request.old_size <= new_size:
-            await _abort(context, Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
+            _refuse(Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
         try:
             hashes = await self._proofs.consistency_proof(request.old_size, new_size)
         except LookupError as exc:
-            await _damaged(context, exc)
-            raise AssertionError("unreachable: abort raises") from exc
+            _damaged(exc)
         return audit_pb2.ConsistencyProof(
             old_size=request.old_size, new_size=new_size, hashes=hashes
         )
 
+    @_logged_stream
     async def ExportAccessRecords(
         self,
         request: audit_pb2.ExportAccessRecordsRequest,
@@ -206,7 +248,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         await self._require(context, "ExportAccessRecords", Role.AUDITOR)
         end = await self._tree_size(context, request.end_index)
         if request.start_index < 0 or request.start_index > end:
-            await _abort(context, Reason.REQUEST_INVALID, f"start_index must be in [0, {end}]")
+            _refuse(Reason.REQUEST_INVALID, f"start_index must be in [0, {end}]")
         position = request.start_index
         while position < end:
             chunk = await self._reader.entries(position, min(end, position + _EXPORT_CHUNK))
@@ -219,6 +261,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             # log) would otherwise send entries twice.
             position = chunk[-1].index + 1
 
+    @_logged
     async def GetUsageStats(
         self, request: audit_pb2.GetUsageStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> audit_pb2.GetUsageStatsResponse:
@@ -242,50 +285,45 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def _require(
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, *roles: Role
     ) -> Principal:
-        """The caller, if their role may call `method`; a refusal is logged."""
-        caller: Principal | None = None
-        try:
-            caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
-            if caller.role not in roles:
-                wanted = " or ".join(r.value for r in roles)
-                raise GovshareError(Reason.ROLE_REQUIRED, f"this method needs the role {wanted}")
-        except GovshareError as error:
-            await self._decisions.record_denial(f"AuditService.{method}", caller, error)
-            await _abort_with(context, error)
-            raise AssertionError("unreachable") from None
+        """The caller, if their role may call `method`."""
+        caller = principal_from_auth_context(context.auth_context(), self._trust_domain)
+        if caller.role not in roles:
+            wanted = " or ".join(r.value for r in roles)
+            raise GovshareError(Reason.ROLE_REQUIRED, f"this method needs the role {wanted}")
         return caller
+
+    async def _refused(self, method: str, context: Context, error: GovshareError) -> None:
+        """Log the refusal (under the caller, if the certificate names one) and answer it."""
+        try:
+            caller: Principal | None = principal_from_auth_context(
+                context.auth_context(), self._trust_domain
+            )
+        except GovshareError:
+            caller = None
+        await self._decisions.record_denial(f"AuditService.{method}", caller, error)
+        status = to_grpc_status(error)
+        await context.abort(status.code, status.details, status.trailing_metadata)
 
     async def _tree_size(self, context: grpc.aio.ServicerContext[Any, Any], requested: int) -> int:
         checkpoint = await self._proofs.checkpoint(refresh=False)
         if requested == 0:
             return checkpoint.size
         if not 0 < requested <= checkpoint.size:
-            await _abort(
-                context,
+            _refuse(
                 Reason.REQUEST_INVALID,
                 f"tree size must be in [1, {checkpoint.size}], the latest checkpoint",
             )
         return requested
 
 
-async def _damaged(context: grpc.aio.ServicerContext[Any, Any], problem: LookupError) -> None:
+def _damaged(problem: LookupError) -> NoReturn:
     """A committed entry or tree node below a signed size is gone: the file was altered
     under the running gateway. Not the caller's fault, and not a proof to hand out."""
     _log.error("access log damaged: %s; run `govshare audit verify` on it", problem)
-    await _abort(
-        context,
+    _refuse(
         Reason.AUDIT_UNAVAILABLE,
         f"the access log is damaged ({problem}); operators must verify it",
     )
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], reason: Reason, message: str) -> None:
-    await _abort_with(context, GovshareError(reason, message))
-
-
-async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], error: GovshareError) -> None:
-    status = to_grpc_status(error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 async def _time(context: grpc.aio.ServicerContext[Any, Any], request: Any, field: str) -> str:
@@ -296,8 +334,7 @@ async def _time(context: grpc.aio.ServicerContext[Any, Any], request: Any, field
     try:
         moment = timestamp.ToDatetime(tzinfo=_dt.UTC)
     except (ValueError, OverflowError):
-        await _abort(context, Reason.REQUEST_INVALID, f"{field} is not a valid time")
-        raise AssertionError("unreachable") from None
+        _refuse(Reason.REQUEST_INVALID, f"{field} is not a valid time")
     return utc_text(moment)
 
 
@@ -307,7 +344,7 @@ async def _time_range(context: grpc.aio.ServicerContext[Any, Any], request: Any)
     end = await _time(context, request, "end_time")
     # One fixed-width format (utc_text), so the texts compare as the times do.
     if start and end and start > end:
-        await _abort(context, Reason.REQUEST_INVALID, "start_time is after end_time")
+        _refuse(Reason.REQUEST_INVALID, "start_time is after end_time")
     return start, end
 
 
@@ -334,8 +371,7 @@ async def _decode_token(
             raise ValueError("index out of range")
         return after
     except (ValueError, KeyError, TypeError, OverflowError):
-        await _abort(context, Reason.REQUEST_INVALID, "page_token is not valid for these filters")
-        raise AssertionError("unreachable") from None
+        _refuse(Reason.REQUEST_INVALID, "page_token is not valid for these filters")
 
 
 def _record(row: StoredRecord) -> audit_pb2.AccessRecord:

@@ -226,6 +226,39 @@ class TestDecisionsAboutTheLogAreLogged:
         assert searched["holder_id_masked"] == holder[:4] + "*" * 10 + holder[-4:]
         assert holder not in json.dumps(records)
 
+    async def test_every_refusal_of_an_auditor_is_logged_with_its_reason(
+        self, gateway: RunningGateway
+    ) -> None:
+        """Bad tokens, ranges and indices are decisions too: each leaves a DENIED entry
+        naming the auditor, the method and the reason it was sent."""
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as token:
+                await stub.ListAccessRecords(audit_pb2.ListAccessRecordsRequest(page_token="x"))
+            with pytest.raises(grpc.aio.AioRpcError) as index:
+                await stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(index=10**9))
+            with pytest.raises(grpc.aio.AioRpcError) as start:
+                async for _ in stub.ExportAccessRecords(
+                    audit_pb2.ExportAccessRecordsRequest(start_index=10**9)
+                ):
+                    pass
+        for raised in (token, index, start):
+            assert error_info(raised.value).reason == "REQUEST_INVALID"
+        logged = [
+            (record["method"], record["consumer"], record["outcome"], record["reason"])
+            for record in (json.loads(r["leaf"]) for r in gateway.audit_rows()[-3:])
+        ]
+        assert logged == [
+            ("AuditService.ListAccessRecords", "auditor/audit-office", "DENIED", "REQUEST_INVALID"),
+            ("AuditService.GetInclusionProof", "auditor/audit-office", "DENIED", "REQUEST_INVALID"),
+            (
+                "AuditService.ExportAccessRecords",
+                "auditor/audit-office",
+                "DENIED",
+                "REQUEST_INVALID",
+            ),
+        ]
+
 
 class TestHolderSearchNeedsTheLog:
     async def test_a_holder_search_the_log_cannot_record_is_refused(
