@@ -1,7 +1,7 @@
 """List pages: filter, order, page size and opaque page tokens, in memory.
 
 The directory holds thousands of rows, not millions, so a list reads the
-collection and filters in Python (docs: DECISIONS-issue3.md). Page tokens
+collection and filters in Python (docs/decisions.md, "Lists filter in memory"). Page tokens
 carry an offset and a digest of (collection, filter, order_by, show_deleted):
 a token presented with any of them changed is refused rather than silently
 paging through a different result.

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from govshare.directory import SqlCatalogueStore, WorkingCalendar
@@ -26,6 +26,16 @@ _FLOAT_KEYS = (
 )
 # Settings where an empty value means "not set": an environment variable cannot be null.
 _OPTIONAL_KEYS = ("pki_dir", "crl_file", "shutdown_grace_seconds")
+# Keys whose value is text; YAML turns `listen: 7443` into a number, refused by name.
+_TEXT_KEYS = (
+    "listen",
+    "trust_domain",
+    "catalogue_url",
+    "catalogue_seed",
+    "signing_algorithm",
+    "event_loop",
+    "checkpoint_origin",
+)
 # On SIGTERM a call may still be waiting this long on its registry after the
 # provider timeout, so grace covers the default timeout with a margin.
 _SHUTDOWN_MARGIN_SECONDS = 1.0
@@ -130,6 +140,12 @@ class GatewayConfig:
             variable = _ENV_PREFIX + name.upper()
             if variable in env and name != "registries":
                 values[name] = env[variable]
+        if _ENV_PREFIX + "REGISTRIES" in env:
+            # A mapping does not fit one variable; ignoring it silently would start a
+            # gateway without the registries the operator meant to give it.
+            raise ValueError(
+                f"{_ENV_PREFIX}REGISTRIES is not read: set registries in the config file"
+            )
         unknown = set(values) - set(known)
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
@@ -140,6 +156,12 @@ class GatewayConfig:
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Values of the right types, or a ValueError naming the key that is wrong."""
+    for name, value in values.items():
+        if name in _TEXT_KEYS and value is not None and not isinstance(value, str):
+            raise ValueError(f"{name}: expected text, got {value!r}")
+    if "registries" in values and not isinstance(values["registries"], Mapping):
+        raise ValueError("registries: expected a mapping of registry name to base URL")
     coerced = dict(values)
     for name in _OPTIONAL_KEYS:
         if coerced.get(name) == "":
@@ -149,12 +171,14 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             coerced[name] = Path(coerced[name])
     for name in _FLOAT_KEYS:
         if name in coerced:
-            coerced[name] = float(coerced[name])
+            coerced[name] = _number(name, coerced[name], float)
     if coerced.get("shutdown_grace_seconds") is not None:
-        coerced["shutdown_grace_seconds"] = float(coerced["shutdown_grace_seconds"])
+        coerced["shutdown_grace_seconds"] = _number(
+            "shutdown_grace_seconds", coerced["shutdown_grace_seconds"], float
+        )
     for name in ("audit_max_batch", "application_due_working_days"):
         if name in coerced:
-            coerced[name] = int(coerced[name])
+            coerced[name] = _number(name, coerced[name], int)
     for name in ("holidays", "extra_working_days"):
         if name in coerced:
             value = coerced[name]
@@ -163,3 +187,16 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     if "registries" in coerced:
         coerced["registries"] = {str(k): str(v) for k, v in dict(coerced["registries"]).items()}
     return coerced
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(name: str, value: object, kind: type[_N]) -> _N:
+    """`value` as an int or float; a ValueError that names the key otherwise."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None

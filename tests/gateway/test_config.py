@@ -107,6 +107,31 @@ class TestEnvironment:
         with pytest.raises(ValueError, match="soon"):
             GatewayConfig.load(None, environ={"GOVSHARE_PROVIDER_TIMEOUT_SECONDS": "soon"})
 
+    def test_registries_from_the_environment_are_refused_not_ignored(self) -> None:
+        """GOVSHARE_REGISTRIES cannot carry a mapping: refused, so no gateway starts
+        without the registries its operator meant to give it."""
+        with pytest.raises(ValueError, match="GOVSHARE_REGISTRIES is not read"):
+            GatewayConfig.load(None, environ={"GOVSHARE_REGISTRIES": "a=http://x"})
+
+
+class TestWrongTypes:
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("provider_timeout_seconds: fast", "provider_timeout_seconds: expected a number"),
+            ("audit_max_batch: [1]", "audit_max_batch: expected a number"),
+            ("audit_max_batch: true", "audit_max_batch: expected a number"),
+            ("listen: 7443", "listen: expected text"),
+            ("registries: [a]", "registries: expected a mapping"),
+        ],
+    )
+    def test_a_wrong_type_names_its_key(self, text: str, message: str, tmp_path: Path) -> None:
+        """A value of the wrong type is a ValueError that names the key."""
+        path = tmp_path / "gateway.yaml"
+        path.write_text(text + "\n")
+        with pytest.raises(ValueError, match=message):
+            GatewayConfig.load(path, environ={})
+
 
 class TestDerivedPaths:
     def test_paths_under_data_dir(self, tmp_path: Path) -> None:
