@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._access_lines import AccessLines
 from ._audit_service import (
     AuditServicer,
     ProofSource,
@@ -191,6 +192,7 @@ __all__ = [
     "LOG_FORMAT",
     "SCHEMA_VERSION",
     "SIGNING_ALGORITHMS",
+    "AccessLines",
     "AccessLog",
     "AccessLogError",
     "AccessQuery",

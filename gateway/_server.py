@@ -25,6 +25,7 @@ from govshare.directory import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from ._access_lines import AccessLines
 from ._audit_service import AuditServicer
 from ._auditlog import AccessLogError, SqliteAccessLog
 from ._auditquery import AuditReader, LogProofs
@@ -134,9 +135,11 @@ class Gateway:
             UndecodableRequests(decisions, config.trust_domain)
         ]
         if revocations is not None:
-            # Outermost, so a revoked certificate is refused before anything else
-            # looks at its call; without a CRL no call pays for the check.
+            # Before anything else looks at the call, so a revoked certificate is
+            # refused first; without a CRL no call pays for the check.
             interceptors.insert(0, RevokedCertificates(revocations, decisions))
+        # Outermost: refused calls (revoked, undecodable) get their line too.
+        interceptors.insert(0, AccessLines(config.trust_domain))
         server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         handlers = _generic_handlers_only(server)
         exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
