@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import error_details_pb2
+from govshare.adapters.simulators import RunningSimulators
 from govshare.api.exchange.v1 import exchange_pb2_grpc
 from govshare.gateway import Gateway, IssuedCertificate, error_info_of, open_channel
 
@@ -81,6 +85,25 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     info = error_info_of(error)
     assert info is not None, "the gateway sent no google.rpc.Status with an ErrorInfo"
     return info
+
+
+async def eventually(condition: Callable[[], bool], what: str, *, within: float = 10.0) -> None:
+    """Return once `condition()` holds, checking every 10 ms; fail naming `what` after
+    `within` seconds. The bound only turns a hang into a failure: it measures nothing."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting after {within:g} s for {what}")
+        await asyncio.sleep(0.01)
+
+
+def requests_received(sims: RunningSimulators, registry: str) -> int:
+    """Requests the simulator of `registry` has read so far, counted as each arrives,
+    before any simulated latency. RunningSimulators offers no counter of its own; its
+    aiohttp server keeps one (`requests_count`), read here."""
+    server = sims._runners[registry].server
+    assert server is not None, f"the {registry} simulator is not running"
+    return server.requests_count
 
 
 def write_crl(

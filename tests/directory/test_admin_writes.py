@@ -318,14 +318,45 @@ class TestListing:
         with pytest.raises(InvalidArgument):
             await crowded.list_departments(page_token=token)
 
-    async def test_order_by_date_then_code(self, crowded: SqlCatalogueStore) -> None:
-        """order_by on a date puts the newest first and breaks ties by code."""
-        page = await crowded.list_resources(
+    async def test_order_by_date_then_code(self, store: SqlCatalogueStore) -> None:
+        """order_by="publish_date desc" puts the newest first and breaks equal dates by
+        ascending code; the filter keeps the boundary day and drops the day before."""
+        seed = load_builtin_catalogue()
+        # Added out of code order, with two pairs of equal dates; the seed's own
+        # resources are all dated before 2025-12-01, so the filter leaves only these.
+        dated = {
+            4: "2025-12-20",
+            7: "2026-02-01",
+            3: "2026-01-10",
+            6: "2025-12-01",
+            1: "2026-01-10",
+            5: "2025-11-30",
+            2: "2025-12-20",
+        }
+        extra = [
+            dataclasses.replace(resource(n, MARKET, SharingType.UNCONDITIONAL), publish_date=day)
+            for n, day in dated.items()
+        ]
+        await store.replace(
+            Catalogue.build(
+                seed.departments.values(),
+                [*seed.resources.values(), *extra],
+                seed.certificate_types.values(),
+                seed.grants,
+                seed.matters.values(),
+            )
+        )
+        page = await store.list_resources(
             filter="publish_date >= 2025-12-01", order_by="publish_date desc", page_size=100
         )
-        dates = [r.publish_date for r in page.items]
-        assert dates == sorted(dates, reverse=True)
-        assert all(d >= "2025-12-01" for d in dates)
+        assert [(r.code, r.publish_date) for r in page.items] == [
+            ("301009/00007", "2026-02-01"),
+            ("301009/00001", "2026-01-10"),
+            ("301009/00003", "2026-01-10"),
+            ("301009/00002", "2025-12-20"),
+            ("301009/00004", "2025-12-20"),
+            ("301009/00006", "2025-12-01"),
+        ]
 
     async def test_unknown_field_in_a_store_list(self, crowded: SqlCatalogueStore) -> None:
         """A list with an unknown filter field is INVALID_ARGUMENT."""

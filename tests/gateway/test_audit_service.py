@@ -377,7 +377,7 @@ class TestExportOfADamagedLog:
         self, gateway: RunningGateway, population: Population
     ) -> None:
         """An entry or tree node removed under the running gateway makes proofs fail with
-        UNAVAILABLE / AUDIT_UNAVAILABLE naming the damage, not INTERNAL."""
+        UNAVAILABLE / AUDIT_UNAVAILABLE naming the missing entry or node, not INTERNAL."""
         await _traffic(gateway, population, allowed=4, denied=0)
         async with gateway.channel(gateway.pki.auditor) as channel:
             stub = audit_pb2_grpc.AuditServiceStub(channel)
@@ -392,4 +392,10 @@ class TestExportOfADamagedLog:
         for raised in (entry_gone, node_gone):
             assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
             assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
-        assert "entry 1 is missing" in (entry_gone.value.details() or "")
+        # The consistency proof from 3 to 4 entries is [leaf 2, leaf 3, node (1, 0)]
+        # (RFC 9162 2.1.4): the deleted node is the one it cannot find.
+        assert [entry_gone.value.details(), node_gone.value.details()] == [
+            "the access log is damaged (entry 1 is missing); operators must verify it",
+            "the access log is damaged (merkle_nodes has no node at level 1, index 0); "
+            "operators must verify it",
+        ]

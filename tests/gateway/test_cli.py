@@ -171,7 +171,8 @@ class TestEvidenceVerify:
     def test_valid_and_tampered_evidence(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Valid evidence exits 0; one changed payload character exits 1 with the reason."""
+        """Valid evidence exits 0 naming its key, request and log index; one changed
+        payload character exits 1 with the reason SIGNATURE_INVALID."""
         signer = load_or_create_signer(tmp_path / "keys")
         token = signer.sign(
             canonical_json({"fields": {"name": "宋飞帆"}}),
@@ -189,9 +190,10 @@ class TestEvidenceVerify:
             f"{header}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"
         )
         assert main(["evidence", "verify", str(good), "--jwks", str(jwks)]) == 0
-        assert "log index 7" in capsys.readouterr().out
+        kid = json.loads(signer.jwks_json)["keys"][0]["kid"]
+        assert capsys.readouterr().out == f"valid: key {kid}, request r1, log index 7\n"
         assert main(["evidence", "verify", str(bad), "--jwks", str(jwks)]) == 1
-        assert "INVALID" in capsys.readouterr().out
+        assert capsys.readouterr().out == "INVALID: SIGNATURE_INVALID\n"
 
 
 async def _signed_log(folder: Path, entries: int) -> tuple[Path, str]:

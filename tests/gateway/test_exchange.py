@@ -260,9 +260,18 @@ class TestEveryCallIsLogged:
     async def test_allowed_and_denied_calls_each_leave_one_row_in_order(
         self, gateway: RunningGateway, population: Population
     ) -> None:
-        """N calls, allowed or denied, leave N rows and a hash chain that verifies."""
+        """Four calls, alternately allowed and denied, leave four rows in call order
+        with each call's outcome and reason, and a hash chain that verifies."""
         from govshare.gateway import verify_log_file
 
+        # The seed grant g-bdc-identity gives the land registry identity records for
+        # the 330100-BDC matters only: the housing matter is not covered.
+        expected = [
+            ("ALLOWED", ""),
+            ("DENIED", "MATTER_NOT_COVERED"),
+            ("ALLOWED", ""),
+            ("DENIED", "MATTER_NOT_COVERED"),
+        ]
         seller = population.person_with_marriage_and_property().citizen_id
         async with gateway.channel(gateway.pki.land_registry) as channel:
             stub = gateway.exchange(channel)
@@ -278,10 +287,12 @@ class TestEveryCallIsLogged:
                         ),
                         timeout=10,
                     )
-                    outcomes.append("ALLOWED")
-                except grpc.aio.AioRpcError:
-                    outcomes.append("DENIED")
-        rows = gateway.audit_rows()
-        assert [json.loads(r["leaf"])["outcome"] for r in rows] == outcomes
-        assert [json.loads(r["leaf"])["consumer"] for r in rows] == [LAND_REGISTRY] * 4
+                    outcomes.append(("ALLOWED", ""))
+                except grpc.aio.AioRpcError as error:
+                    outcomes.append(("DENIED", error_info(error).reason))
+        assert outcomes == expected
+        records = [json.loads(r["leaf"]) for r in gateway.audit_rows()]
+        assert [(r["outcome"], r["reason"]) for r in records] == expected
+        assert [r["matter_code"] for r in records] == [BDC_TRANSFER, HOUSING_MATTER] * 2
+        assert [r["consumer"] for r in records] == [LAND_REGISTRY] * 4
         assert verify_log_file(gateway.audit_db, None).ok

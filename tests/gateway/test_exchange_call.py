@@ -12,7 +12,7 @@ import grpc
 import pytest
 from govshare.adapters.simulators import Population
 from govshare.api.exchange.v1 import exchange_pb2
-from support import RunningGateway
+from support import LAND_REGISTRY, RunningGateway
 
 BDC_TRANSFER = "330100-BDC-0001"
 
@@ -29,7 +29,7 @@ async def test_an_allowed_and_a_denied_call_each_leave_one_masked_json_line(
     gateway: RunningGateway, population: Population, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The allowed call's line names method, consumer, resource, matter, outcome and its
-    log index; the denied one its reason and index; neither holds the citizen id."""
+    log index; the denied one its consumer, reason and index; neither holds the citizen id."""
     caplog.set_level(logging.INFO, logger="govshare.access")
     person = population.person_with_marriage_and_property()
     request = exchange_pb2.GetCertificateRequest(
@@ -53,11 +53,13 @@ async def test_an_allowed_and_a_denied_call_each_leave_one_masked_json_line(
     assert allowed["log_index"] == evidence.log_index
     assert allowed["resource"] == "101001/00001"
     assert allowed["matter"] == BDC_TRANSFER
-    assert str(allowed["consumer"])
+    assert allowed["consumer"] == LAND_REGISTRY
     assert float(str(allowed["latency_ms"])) > 0
     assert denied["request_id"] == "line-test-2"
     assert denied["outcome"] == "DENIED"
-    assert denied["reason"]
+    assert denied["consumer"] == LAND_REGISTRY
+    # The seed grant g-bdc-identity covers only the 330100-BDC matters.
+    assert denied["reason"] == "MATTER_NOT_COVERED"
     assert int(str(denied["log_index"])) == evidence.log_index + 1
     for line in (allowed, denied):
         masked = str(line["holder"])

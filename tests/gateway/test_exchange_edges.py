@@ -15,7 +15,7 @@ from govshare.adapters.simulators import Population, SimulatorOptions, start_sim
 from govshare.api.exchange.v1 import exchange_pb2
 from govshare.directory import CHINA_STANDARD_TIME
 from govshare.gateway import ExchangeServicer, Gateway, GatewayConfig
-from support import Pki, RunningGateway, error_info
+from support import Pki, RunningGateway, error_info, eventually, requests_received
 
 _MATTER = "330100-BDC-0001"
 
@@ -116,9 +116,10 @@ class TestCancellation:
         pki: Pki,
         population: Population,
     ) -> None:
-        """The registry was asked, so the cancelled attempt appears in the log as CALL_CANCELLED."""
+        """A call cancelled once the registry has received its request (and would answer
+        only after 30 s) appears in the log as DENIED / CALL_CANCELLED."""
         async with (
-            await start_simulators(population, options=SimulatorOptions(latency=1.5)) as slow,
+            await start_simulators(population, options=SimulatorOptions(latency=30.0)) as slow,
             Gateway(gateway_config(dict(slow.base_urls))) as started,
         ):
             gw = RunningGateway(started, pki)
@@ -135,14 +136,14 @@ class TestCancellation:
                     ),
                     timeout=10,
                 )
-                await asyncio.sleep(0.4)
+                await eventually(
+                    lambda: requests_received(slow, "public_security") == 1,
+                    "the gateway's request to reach the public security registry",
+                )
                 call.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await call
-            for _ in range(50):
-                if gw.audit_rows():
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(lambda: bool(gw.audit_rows()), "the cancelled call's audit row")
             rows = [json.loads(r["leaf"]) for r in gw.audit_rows()]
         assert [(r["request_id"], r["outcome"], r["reason"]) for r in rows] == [
             ("cancel-me", "DENIED", "CALL_CANCELLED")

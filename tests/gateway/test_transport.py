@@ -14,7 +14,7 @@ from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from govshare.gateway import Gateway, GatewayConfig, client_credentials
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import Pki, RunningGateway
+from support import Pki, RunningGateway, eventually, requests_received
 
 
 class TestClientCertificates:
@@ -99,8 +99,8 @@ class TestShutdown:
         gateway_config: Callable[[dict[str, str]], GatewayConfig],
         pki: Pki,
     ) -> None:
-        """A call in flight for longer than a second still gets its answer when the
-        gateway stops: the grace covers the provider timeout."""
+        """A call whose request has reached a registry that answers 1.5 s later, when
+        the gateway begins to stop, still gets its answer: the grace covers it."""
         async with await start_simulators(
             population, options=SimulatorOptions(latency=1.5)
         ) as slow:
@@ -121,7 +121,10 @@ class TestShutdown:
                         timeout=10,
                     )
                     answer = asyncio.ensure_future(call)
-                    await asyncio.sleep(0.3)
+                    await eventually(
+                        lambda: requests_received(slow, "public_security") == 1,
+                        "the gateway's request to reach the public security registry",
+                    )
                     stopping = asyncio.ensure_future(gateway.stop())
                     evidence = await answer
                     await stopping
