@@ -173,6 +173,7 @@ from ._revocation import (
     RevokedCertificates,
 )
 from ._secrets import (
+    create_secret,
     write_secret,
 )
 from ._server import (
@@ -249,6 +250,7 @@ __all__ = [
     "configure_logging",
     "consistency_proof",
     "consistency_proof_ranges",
+    "create_secret",
     "decide",
     "department_from_pb",
     "department_to_pb",

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ._secrets import write_secret
+from ._secrets import create_secret
 
 __all__ = [
     "Checkpoint",
@@ -320,7 +320,7 @@ def open_signed_note(
 def load_or_create_note_signer(path: Path, name: str) -> NoteSigner:
     """The checkpoint signer whose Ed25519 key is the PKCS#8 PEM at `path`, made on first use.
 
-    The key file is created with mode 0600 from its first byte (`write_secret`).
+    The key file is created with mode 0600 from its first byte, once (`create_secret`).
     """
     if not _valid_name(name):
         # Checked before a key file is created for a signer that could never be used.
@@ -332,7 +332,8 @@ def load_or_create_note_signer(path: Path, name: str) -> NoteSigner:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        write_secret(path, pem)
+        # If another process created it meanwhile, its key is the one read below.
+        create_secret(path, pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")

@@ -27,7 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey
 from joserfc.registry import HeaderParameter
 
-from ._secrets import write_secret
+from ._secrets import create_secret
 
 __all__ = [
     "SIGNING_ALGORITHMS",
@@ -174,7 +174,8 @@ def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceS
             if algorithm == "Ed25519"
             else ec.generate_private_key(ec.SECP256R1())
         )
-        write_secret(
+        # If another process created it meanwhile, its key is the one read below.
+        create_secret(
             path,
             private.private_bytes(
                 serialization.Encoding.PEM,

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from ._secrets import write_secret
+from ._secrets import create_secret
 
 __all__ = ["HolderIdProtector", "mask_holder_id"]
 
@@ -34,9 +34,13 @@ class HolderIdProtector:
 
     @classmethod
     def load_or_create(cls, path: Path) -> HolderIdProtector:
-        if not path.exists():
-            write_secret(path, (secrets.token_hex(_KEY_BYTES) + "\n").encode())
-        return cls(bytes.fromhex(path.read_text().strip()))
+        # Created atomically: gateways starting together on a fresh folder must all
+        # hash with the one key left on disk, or their entries are unfindable later.
+        create_secret(path, (secrets.token_hex(_KEY_BYTES) + "\n").encode())
+        try:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        except ValueError as error:
+            raise ValueError(f"{path}: not a holder hash key ({error})") from None
 
     def hash(self, holder_id_type: str, holder_id: str) -> str:
         message = f"{holder_id_type}:{holder_id.upper()}".encode()
