@@ -52,6 +52,7 @@ class DirectorySync:
         self._revision = -1
         self._forwarded = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         self._forwarded = await self._reader.last_directory_event_seq()
@@ -60,11 +61,19 @@ class DirectorySync:
             self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
+        """Stop polling and wait for a refresh under way: the store and the log close next.
+
+        A refresh is shielded, so cancelling the watcher does not end one it began;
+        taking the lock waits for it (and for one a request started).
+        """
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        async with self._lock:
+            pass
 
     async def refresh(self) -> None:
         """Load a new snapshot if the store changed, and log the new events.
@@ -76,6 +85,8 @@ class DirectorySync:
 
     async def _refresh(self) -> None:
         async with self._lock:
+            if self._stopped:
+                return
             revision = await self._store.revision()
             if revision != self._revision:
                 self._publish(await self._store.load())

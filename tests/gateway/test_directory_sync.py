@@ -1,0 +1,62 @@
+"""DirectorySync: stopping waits for a refresh under way (`_directory_sync`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from govshare.gateway._directory_sync import DirectorySync
+
+
+class _SlowStore:
+    """Stands in for the store: a revision read that takes until it is released."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+        self.closed = False
+        self.used_after_close = False
+
+    async def revision(self) -> int:
+        self.reading.set()
+        await self.release.wait()
+        return 2
+
+    async def load(self) -> Any:
+        self.used_after_close |= self.closed
+        return object()
+
+    async def events_after(self, seq: int, limit: int) -> list[Any]:
+        self.used_after_close |= self.closed
+        return []
+
+
+class _Reader:
+    async def last_directory_event_seq(self) -> int:
+        return 0
+
+
+async def test_stop_waits_for_a_refresh_under_way() -> None:
+    """stop() returns only after an in-flight refresh is done, so closing the store
+    afterwards can never pull it from under that refresh; later refreshes do nothing."""
+    store = _SlowStore()
+    published: list[Any] = []
+    sync = DirectorySync(
+        store=store,  # type: ignore[arg-type]
+        access_log=None,  # type: ignore[arg-type]
+        reader=_Reader(),  # type: ignore[arg-type]
+        publish=published.append,
+        poll_seconds=0.01,
+    )
+    task = asyncio.ensure_future(sync.refresh())
+    await store.reading.wait()
+    stopping = asyncio.ensure_future(sync.stop())
+    await asyncio.sleep(0)
+    assert not stopping.done()
+    store.release.set()
+    await stopping
+    store.closed = True
+    await task
+    await sync.refresh()
+    assert len(published) == 1
+    assert not store.used_after_close
