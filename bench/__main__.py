@@ -62,7 +62,8 @@ class _Child:
 
 def _load(args: dict[str, Any]) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-m", "bench._loadgen", json.dumps(args)],
+        [sys.executable, "-m", "bench._loadgen", "-"],
+        input=json.dumps(args),
         cwd=_ROOT,
         capture_output=True,
         text=True,
@@ -103,6 +104,17 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     merged["errors"] = sum(r["errors"] for r in runs)
     merged["runs"] = len(runs)
     return merged
+
+
+def _ratio(gateway: dict[str, Any], echo: dict[str, Any]) -> dict[str, Any]:
+    """Throughput ratio and p99 difference of two medians; refused (None) when either
+    side had failed calls, since a fast refusal is not a fast answer."""
+    if gateway["errors"] or echo["errors"] or not echo["rps"]:
+        return {"throughput_ratio": None, "p99_delta_ms": None}
+    return {
+        "throughput_ratio": gateway["rps"] / echo["rps"],
+        "p99_delta_ms": gateway["p99_ms"] - echo["p99_ms"],
+    }
 
 
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -156,6 +168,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
                 "registries": simulators.info["base_urls"],
             },
         )
+        # Stopped on any failure too, before the temporary folder it writes in goes;
+        # the normal path stops it below first, to read its peak RSS.
+        stack.callback(gateway.stop)
         for repeat in range(arguments.repeats):
             for method, concurrency in scenarios:
                 target = {"echo": echo, "echo_asyncio": echo_asyncio, "echo_sync": echo_sync}.get(
@@ -194,17 +209,11 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     medians = {name: _median(runs) for name, runs in results.items()}
     ratios = {}
     for c in concurrencies:
-        echo_m, gw_m = medians[f"echo@c{c}"], medians[f"get_certificate@c{c}"]
-        ratios[f"c{c}"] = {
-            "throughput_ratio": gw_m["rps"] / echo_m["rps"] if echo_m["rps"] else 0.0,
-            "p99_delta_ms": gw_m["p99_ms"] - echo_m["p99_ms"],
-        }
+        ratios[f"c{c}"] = _ratio(medians[f"get_certificate@c{c}"], medians[f"echo@c{c}"])
     if 16 in concurrencies:
-        plain, gw16 = medians["echo_asyncio@c16"], medians["get_certificate@c16"]
-        ratios["c16_vs_echo_on_asyncio"] = {
-            "throughput_ratio": gw16["rps"] / plain["rps"] if plain["rps"] else 0.0,
-            "p99_delta_ms": gw16["p99_ms"] - plain["p99_ms"],
-        }
+        ratios["c16_vs_echo_on_asyncio"] = _ratio(
+            medians["get_certificate@c16"], medians["echo_asyncio@c16"]
+        )
     appends = asyncio.run(measure_appends())
     tlog = measure_tlog(arguments.tlog_size) if arguments.tlog_size else {}
     return {
@@ -255,7 +264,10 @@ def _markdown(report: dict[str, Any]) -> str:
         "|---|---:|---:|",
     ]
     for name, r in report["ratios"].items():
-        lines.append(f"| {name} | {r['throughput_ratio']:.2f} | {r['p99_delta_ms']:+.2f} ms |")
+        if r["throughput_ratio"] is None:
+            lines.append(f"| {name} | n/a (calls failed) | n/a |")
+        else:
+            lines.append(f"| {name} | {r['throughput_ratio']:.2f} | {r['p99_delta_ms']:+.2f} ms |")
     appends = report["audit_appends"]
     lines += [
         "",

@@ -1,4 +1,4 @@
-"""Closed-loop load generator: `python -m bench._loadgen ARGS_JSON`.
+"""Closed-loop load generator: `python -m bench._loadgen ARGS_JSON` (or `-`: JSON on stdin).
 
 `concurrency` workers share one mTLS channel and call back to back for
 `warmup` + `duration` seconds; only calls finished after the warm-up count.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -105,12 +106,16 @@ def _process_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_READY_SECONDS = 30.0
+
+
 async def _run(args: dict[str, Any]) -> dict[str, Any]:
     warmup, duration, concurrency = args["warmup"], args["duration"], args["concurrency"]
     latencies: list[float] = []
     errors = 0
     async with _channel(args) as channel:
-        await channel.channel_ready()
+        # Bounded: a server that never comes up fails the run instead of hanging it.
+        await asyncio.wait_for(channel.channel_ready(), _READY_SECONDS)
         call = _caller(channel, args)
         start = time.perf_counter()
         measure_from = start + warmup
@@ -126,10 +131,13 @@ async def _run(args: dict[str, Any]) -> dict[str, Any]:
                 try:
                     await call(i)
                 except grpc.aio.AioRpcError:
-                    errors += 1
-                ended = time.perf_counter()
-                if began >= measure_from:
-                    latencies.append(ended - began)
+                    # Counted in the window like answers, and never as throughput:
+                    # a fast refusal must not pass for a fast answer.
+                    if began >= measure_from:
+                        errors += 1
+                else:
+                    if began >= measure_from:
+                        latencies.append(time.perf_counter() - began)
                 i += concurrency
 
         async def server_cpu() -> tuple[float | None, float | None]:
@@ -149,24 +157,29 @@ async def _run(args: dict[str, Any]) -> dict[str, Any]:
         else 0.0
     )
 
-    def percentile(q: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3 if latencies else 0.0
-        )
-
     return {
         "requests": len(latencies),
         "errors": errors,
         "seconds": duration,
         "rps": len(latencies) / duration,
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
+        "p50_ms": percentile(latencies, 0.50) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
         "server_cpu_us_per_request": server_cpu_us,
     }
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 when empty): the smallest
+    value with at least q of the values at or below it."""
+    if not ordered:
+        return 0.0
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 def main() -> None:
-    args = json.loads(sys.argv[1])
+    # The arguments (holder ids among them) come on stdin: a failure's traceback
+    # would otherwise print the whole command line.
+    args = json.loads(sys.stdin.read() if sys.argv[1:] == ["-"] else sys.argv[1])
     pin_to(args.get("cpu"))
     print(json.dumps(asyncio.run(_run(args))), flush=True)
 

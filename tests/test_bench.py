@@ -68,3 +68,57 @@ def test_instruction_counting_reports_instructions_per_call() -> None:
     assert name == "empty-handler"
     # An empty gRPC call through mTLS still runs well over 10^5 instructions.
     assert int(count.replace(",", "")) > 100_000
+
+
+def _run_python(script: str) -> str:
+    """Run `python -c script` from the project root (where `bench` imports); its stdout."""
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    """p99 of 1..100 is 99 and of 1..1000 is 990 (not one rank higher); p50 of 1..100 is 50."""
+    script = (
+        "from bench._loadgen import percentile; "
+        "print(percentile(list(range(1, 101)), 0.99), percentile(list(range(1, 1001)), 0.99), "
+        "percentile(list(range(1, 101)), 0.5), percentile([7.0], 0.99), percentile([], 0.5))"
+    )
+    assert _run_python(script).split() == ["99", "990", "50", "7.0", "0.0"]
+
+
+def test_failed_calls_are_errors_not_throughput() -> None:
+    """Calls the server refuses (GetCertificate sent to the bare echo) count as errors in
+    the measured window, and add nothing to requests, rps or the latencies."""
+    script = """
+import json
+from bench.__main__ import _Child, _load
+from govshare.gateway import DevPki
+import tempfile, pathlib
+with tempfile.TemporaryDirectory() as folder:
+    pki = DevPki(pathlib.Path(folder) / "pki")
+    pki.init()
+    client = pki.issue("dept", "11330100002482106W")
+    echo = _Child("echo", {"pki_dir": str(pki.folder)})
+    try:
+        result = _load({
+            "pki_dir": str(pki.folder), "address": echo.info["address"],
+            "server_pid": echo.process.pid, "cert": str(client.certificate),
+            "key": str(client.private_key), "method": "get_certificate", "concurrency": 2,
+            "warmup": 0.1, "duration": 0.3, "holders": ["330106198001010005"],
+            "company": "11330100002482106W",
+        })
+    finally:
+        echo.stop()
+print(json.dumps(result))
+"""
+    result = json.loads(_run_python(script).strip().splitlines()[-1])
+    assert result["errors"] > 0
+    assert (result["requests"], result["rps"], result["p99_ms"]) == (0, 0.0, 0.0)
