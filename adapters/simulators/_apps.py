@@ -26,6 +26,7 @@ import datetime as dt
 import functools
 import json
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -196,10 +197,18 @@ async def _civil_records(request: web.Request) -> web.Response:
 # --- natural resources (不动产权) ---------------------------------------------
 
 
+_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
 def _positive_int(text: str | None, default: int) -> int | None:
     if text is None:
         return default
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    # ASCII digits only, and few of them: str.isdigit() accepts "²" and "١", which
+    # int() then refuses or reads, and a 5,000-digit page is no page.
+    if _PAGE_NUMBER.fullmatch(text) is None:
+        return None
+    number = int(text)
+    return number if number > 0 else None
 
 
 async def _estate_certificates(request: web.Request) -> web.Response:

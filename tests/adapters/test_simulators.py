@@ -270,11 +270,18 @@ class TestNaturalResources:
         status, body = await _get(http, url, params=query)
         assert (status, body["total"], body["items"]) == (200, 0, [])
 
-    async def test_bad_paging(self, sims: RunningSimulators, http: aiohttp.ClientSession) -> None:
-        """A page size over the limit gives HTTP 400."""
+    @pytest.mark.parametrize(
+        "paging",
+        [{"size": "1000"}, {"page": "²"}, {"page": "١"}, {"page": "9" * 5000}, {"size": "0"}],
+        ids=["size-over-limit", "superscript", "arabic-indic", "5000-digits", "zero"],
+    )
+    async def test_bad_paging(
+        self, paging: dict[str, str], sims: RunningSimulators, http: aiohttp.ClientSession
+    ) -> None:
+        """Paging that is not a small positive ASCII number gives HTTP 400, never a 500."""
         url = sims.base_urls["natural_resources"] + "/bdc/api/certificates"
-        status, _ = await _get(http, url, params={"qlrzjh": "1", "size": "1000"})
-        assert status == 400
+        status, body = await _get(http, url, params={"qlrzjh": "1", **paging})
+        assert (status, body["message"]) == (400, "参数错误")
 
 
 class TestTaxation:
