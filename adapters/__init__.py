@@ -20,7 +20,7 @@ from ._mapping import (
     RequestTemplate,
     ResourceMapping,
 )
-from ._mapping_load import load_builtin_mappings, load_mapping, parse_mapping
+from ._mapping_load import load_builtin_mappings, load_mapping, load_mapping_dir, parse_mapping
 
 __all__ = [
     "Adapter",
@@ -39,5 +39,6 @@ __all__ = [
     "ResourceMapping",
     "load_builtin_mappings",
     "load_mapping",
+    "load_mapping_dir",
     "parse_mapping",
 ]

@@ -17,7 +17,7 @@ One YAML file per registry (adapters/mappings/<registry>.yaml)::
           - {path: records, empty: true} # missing, null, "", [] or {} at the path
           - {path: code, equals: "40400"}
         success: {path: code, equals: "0"}   # optional; else the answer is a failure
-        record: records.0                # dotted path to the record; digits index lists
+        record: records.0                # required: dotted path, digits index lists; "" = root
         fields:
           certificate_number: {path: certNo}
           registration_date: {path: regDate, type: date, format: "%Y年%m月%d日"}
@@ -37,9 +37,10 @@ answer. Each field is read in this order:
    ``absent`` (e.g. 长期) leaves the data item out of the record.
 3. ``values``: a code table (keys quoted strings); a code not in it makes the
    answer unreadable rather than passing an unknown code on.
-4. ``type``: ``string`` (default); ``date`` with ``format`` a strptime format or
-   ``iso8601`` (optional ``timezone: "+08:00"`` converts aware datetimes
-   first), giving ``YYYY-MM-DD``; ``decimal``, giving ``format(Decimal, "f")``
+4. ``type``: ``string`` (default); ``date`` with ``format`` a strptime format of
+   one ``%Y``, ``%m`` and ``%d`` each plus literal text, or ``iso8601`` (optional
+   ``timezone: "+08:00"``, within ±14:00, converts aware datetimes first), giving
+   ``YYYY-MM-DD``; ``decimal``, giving ``format(Decimal, "f")``
    — never an exponent. With ``scale: N`` the value is padded to exactly N
    places; a value with more significant places is refused, not rounded, so
    an amount is never silently changed. Without ``scale`` the source's digits

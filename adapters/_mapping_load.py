@@ -26,7 +26,7 @@ from ._mapping import (
     ResourceMapping,
 )
 
-__all__ = ["load_builtin_mappings", "load_mapping", "parse_mapping"]
+__all__ = ["load_builtin_mappings", "load_mapping", "load_mapping_dir", "parse_mapping"]
 
 _PACKAGE = __name__.rpartition(".")[0]
 _PLACEHOLDERS = frozenset({"holder_id", "holder_id_type", "request_id"})
@@ -35,6 +35,12 @@ _REGISTRY_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _USCC_SHAPE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
 _RESOURCE_CODE = re.compile(r"[A-Za-z0-9\-_/]{1,64}")
 _TIMEZONE = re.compile(r"([+-])(\d{2}):(\d{2})")
+# Offsets in use run from -12:00 to +14:00; anything beyond +-14:00 is a typo.
+_MAX_OFFSET = dt.timedelta(hours=14)
+# A date format holds exactly one of each of these and otherwise literal text (or %%).
+_DATE_DIRECTIVES = ("%Y", "%d", "%m")
+# Two-digit month and day that cannot be swapped unnoticed, and a four-digit year.
+_SAMPLE_DATE = dt.date(2031, 12, 25)
 _METHODS = ("GET", "POST")
 _TYPES = ("string", "date", "decimal")
 _MAX_SCALE = 10
@@ -65,7 +71,7 @@ class _Reader:
         return value
 
     def path(self, value: object, key: str, *, allow_root: bool = False) -> tuple[str, ...]:
-        if allow_root and value in (None, ""):
+        if allow_root and value == "":
             return ()
         segments = tuple(self.text(value, key).split("."))
         if not all(segments):
@@ -179,7 +185,30 @@ def _timezone(reader: _Reader, value: object, key: str) -> dt.tzinfo:
         raise reader.fail(key, 'must be an offset like "+08:00"')
     sign, hours, minutes = match.groups()
     offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    if int(minutes) >= 60 or offset > _MAX_OFFSET:
+        raise reader.fail(key, "must be an offset from -14:00 to +14:00, minutes below 60")
     return dt.timezone(-offset if sign == "-" else offset)
+
+
+def _date_format(reader: _Reader, value: object, key: str) -> str:
+    """'iso8601', or a strptime format of one %Y, one %m, one %d and literal text."""
+    if value == "iso8601":
+        return value
+    if not isinstance(value, str):
+        raise reader.fail(key, "must be a strptime format or 'iso8601'")
+    parts = re.split(r"(%.)", value)
+    directives = sorted(part for part in parts[1::2] if part != "%%")
+    if "%" in "".join(parts[::2]) or directives != sorted(_DATE_DIRECTIVES):
+        raise reader.fail(
+            key, "must hold %Y, %m and %d once each and otherwise literal text, or be 'iso8601'"
+        )
+    try:
+        read = dt.datetime.strptime(_SAMPLE_DATE.strftime(value), value).date()
+    except ValueError:
+        read = None
+    if read != _SAMPLE_DATE:
+        raise reader.fail(key, f"does not read back the date it writes ({_SAMPLE_DATE})")
+    return value
 
 
 def _field(reader: _Reader, name: str, value: object, key: str) -> FieldMapping:
@@ -204,10 +233,8 @@ def _field(reader: _Reader, name: str, value: object, key: str) -> FieldMapping:
     date_format = table.get("format")
     if (kind == "date") != (date_format is not None):
         raise reader.fail(f"{key}.format", "is required with type date and only with it")
-    if date_format is not None and (
-        not isinstance(date_format, str) or (date_format != "iso8601" and "%" not in date_format)
-    ):
-        raise reader.fail(f"{key}.format", "must be a strptime format or 'iso8601'")
+    if date_format is not None:
+        _date_format(reader, date_format, f"{key}.format")
     timezone = None
     if "timezone" in table:
         if date_format != "iso8601":
@@ -241,6 +268,17 @@ def _field(reader: _Reader, name: str, value: object, key: str) -> FieldMapping:
     )
 
 
+def _record(reader: _Reader, table: dict[str, Any], key: str) -> tuple[str, ...]:
+    # Required: left out, it would silently mean the document root, and a forgotten
+    # line would read the envelope's keys (code, msg) as if they were the record.
+    if "record" not in table:
+        raise reader.fail(key, 'is required; write record: "" for the document root')
+    value = table["record"]
+    if not isinstance(value, str):
+        raise reader.fail(key, 'must be a dotted path, or "" for the document root')
+    return reader.path(value, key, allow_root=True)
+
+
 def _resource(reader: _Reader, registry: str, code: str, value: object) -> ResourceMapping:
     key = f"resources.{code}"
     table = reader.table(value, key, _RESOURCE_KEYS)
@@ -265,7 +303,7 @@ def _resource(reader: _Reader, registry: str, code: str, value: object) -> Resou
             _not_found_rule(reader, r, f"{key}.not_found.{i}") for i, r in enumerate(rules)
         ),
         success=success,
-        record=reader.path(table.get("record"), f"{key}.record", allow_root=True),
+        record=_record(reader, table, f"{key}.record"),
         fields=tuple(_field(reader, n, v, f"{key}.fields.{n}") for n, v in fields.items()),
     )
 
@@ -294,9 +332,56 @@ def parse_mapping(document: object, source: str) -> RegistryMapping:
     )
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(f"{key}: given twice (lines {first.line + 1} and {again.line + 1})")
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _refuse_duplicate_keys(node: yaml.Node, key: str, seen: set[int]) -> None:
+    """Walk the composed document; a key written twice in one mapping is an error."""
+    if id(node) in seen:  # an alias: the anchored node was checked where it stands
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], yaml.Mark] = {}
+        for name_node, value_node in node.value:
+            name = f"{key}.{name_node.value}" if key else str(name_node.value)
+            # Keys that are not scalars are refused by the reader; `<<` merges are
+            # allowed to repeat keys of the mapping they merge (the local one wins).
+            if isinstance(name_node, yaml.ScalarNode) and name_node.tag != _MERGE_TAG:
+                spelled = (name_node.tag, name_node.value)
+                if spelled in first:
+                    raise _DuplicateKey(name, first[spelled], name_node.start_mark)
+                first[spelled] = name_node.start_mark
+            _refuse_duplicate_keys(value_node, name, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{key}.{index}" if key else str(index), seen)
+
+
+class _MappingLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice is refused rather than the last kept.
+
+    PyYAML keeps the last of two equal keys without a word; in a mapping file the
+    first ``record:`` or field would silently stop counting.
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "", set())
+        return self.construct_document(node)
+
+
 def _parse_yaml(text: str, source: str) -> RegistryMapping:
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass: safe
+    except _DuplicateKey as exc:
+        raise ValueError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{source}: not valid YAML: {exc}") from None
     return parse_mapping(document, source)
@@ -304,7 +389,11 @@ def _parse_yaml(text: str, source: str) -> RegistryMapping:
 
 def load_mapping(path: str | os.PathLike[str]) -> RegistryMapping:
     """Read and validate one mapping file."""
-    return _parse_yaml(Path(path).read_text(encoding="utf-8"), os.fspath(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{os.fspath(path)}: not UTF-8 text") from None
+    return _parse_yaml(text, os.fspath(path))
 
 
 def load_builtin_mappings() -> dict[str, RegistryMapping]:
@@ -319,5 +408,30 @@ def load_builtin_mappings() -> dict[str, RegistryMapping]:
         )
         if mapping.registry in result:
             raise ValueError(f"{mapping.source}: registry: {mapping.registry!r} mapped twice")
+        result[mapping.registry] = mapping
+    return result
+
+
+def load_mapping_dir(folder: str | os.PathLike[str]) -> dict[str, RegistryMapping]:
+    """Every ``*.yaml`` mapping in `folder`, by registry name; one file per registry.
+
+    A ``.yml`` file is refused rather than skipped: an operator who wrote one
+    meant it to be read.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(f"{path}: mapping_dir is not a folder")
+    result: dict[str, RegistryMapping] = {}
+    for entry in sorted(path.iterdir()):
+        if entry.suffix == ".yml":
+            raise ValueError(f"{entry}: mapping files are read only as *.yaml; rename it")
+        if entry.suffix != ".yaml" or entry.name.startswith("."):
+            continue
+        mapping = load_mapping(entry)
+        if mapping.registry in result:
+            raise ValueError(
+                f"{entry}: registry: {mapping.registry!r} is also mapped by "
+                f"{result[mapping.registry].source}"
+            )
         result[mapping.registry] = mapping
     return result

@@ -25,7 +25,7 @@ _FLOAT_KEYS = (
     "audit_commit_window_seconds",
 )
 # Settings where an empty value means "not set": an environment variable cannot be null.
-_OPTIONAL_KEYS = ("pki_dir", "crl_file", "shutdown_grace_seconds")
+_OPTIONAL_KEYS = ("pki_dir", "crl_file", "mapping_dir", "shutdown_grace_seconds")
 # Keys whose value is text; YAML turns `listen: 7443` into a number, refused by name.
 _TEXT_KEYS = (
     "listen",
@@ -35,6 +35,7 @@ _TEXT_KEYS = (
     "signing_algorithm",
     "event_loop",
     "checkpoint_origin",
+    "mapping_dir",
 )
 # On SIGTERM a call may still be waiting this long on its registry after the
 # provider timeout, so grace covers the default timeout with a margin.
@@ -55,6 +56,9 @@ class GatewayConfig:
     signing_algorithm: str = "Ed25519"
     # Registry name -> base URL of its front-end machine (前置机).
     registries: Mapping[str, str] = field(default_factory=dict)
+    # A folder of http_json mapping files (*.yaml) read besides the bundled ones, so a
+    # registry is onboarded without code; a file for a bundled registry replaces it.
+    mapping_dir: Path | None = None
     # Used when the caller sets no deadline.
     provider_timeout_seconds: float = 5.0
     audit_max_batch: int = 1024
@@ -166,7 +170,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in _OPTIONAL_KEYS:
         if coerced.get(name) == "":
             coerced[name] = None
-    for name in ("data_dir", "pki_dir", "crl_file"):
+    for name in ("data_dir", "pki_dir", "crl_file", "mapping_dir"):
         if coerced.get(name) is not None:
             coerced[name] = Path(coerced[name])
     for name in _FLOAT_KEYS:

@@ -128,7 +128,7 @@ class Gateway:
         self._router = (
             AdapterRouter(self._extra_adapters)
             if self._extra_adapters is not None
-            else AdapterRouter.from_registries(config.registries)
+            else AdapterRouter.from_registries(config.registries, config.mapping_dir)
         )
         decisions = DecisionRecorder(self._access_log)
         interceptors: list[grpc.aio.ServerInterceptor] = [
