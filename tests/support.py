@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -139,3 +141,12 @@ def write_crl(
     crl = builder.sign(key, hashes.SHA256())
     path.write_bytes(crl.public_bytes(encoding))
     return path
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    """The `govshare.access` INFO lines captured so far, parsed (one JSON object each)."""
+    return [
+        json.loads(record.getMessage())
+        for record in caplog.records
+        if record.name == "govshare.access" and record.levelno == logging.INFO
+    ]

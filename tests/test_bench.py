@@ -11,10 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run_module(module: str, *args: str) -> str:
-    """Run `python -m module args` from the project root; its stdout, or fail with stderr."""
+def _run_python(*args: str) -> str:
+    """Run `python args` from the project root (where `bench` imports); its stdout,
+    or fail with its stderr."""
     completed = subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -23,6 +24,11 @@ def _run_module(module: str, *args: str) -> str:
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     return completed.stdout
+
+
+def _run_module(module: str, *args: str) -> str:
+    """Run `python -m module args` from the project root."""
+    return _run_python("-m", module, *args)
 
 
 def test_a_short_bench_writes_a_complete_report(tmp_path: Path) -> None:
@@ -70,20 +76,6 @@ def test_instruction_counting_reports_instructions_per_call() -> None:
     assert int(count.replace(",", "")) > 100_000
 
 
-def _run_python(script: str) -> str:
-    """Run `python -c script` from the project root (where `bench` imports); its stdout."""
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return completed.stdout
-
-
 def test_percentiles_are_nearest_rank() -> None:
     """p99 of 1..100 is 99 and of 1..1000 is 990 (not one rank higher); p50 of 1..100 is 50."""
     script = (
@@ -91,7 +83,7 @@ def test_percentiles_are_nearest_rank() -> None:
         "print(percentile(list(range(1, 101)), 0.99), percentile(list(range(1, 1001)), 0.99), "
         "percentile(list(range(1, 101)), 0.5), percentile([7.0], 0.99), percentile([], 0.5))"
     )
-    assert _run_python(script).split() == ["99", "990", "50", "7.0", "0.0"]
+    assert _run_python("-c", script).split() == ["99", "990", "50", "7.0", "0.0"]
 
 
 def test_failed_calls_are_errors_not_throughput() -> None:
@@ -119,6 +111,6 @@ with tempfile.TemporaryDirectory() as folder:
         echo.stop()
 print(json.dumps(result))
 """
-    result = json.loads(_run_python(script).strip().splitlines()[-1])
+    result = json.loads(_run_python("-c", script).strip().splitlines()[-1])
     assert result["errors"] > 0
     assert (result["requests"], result["rps"], result["p99_ms"]) == (0, 0.0, 0.0)

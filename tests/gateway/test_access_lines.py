@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import grpc
@@ -10,15 +9,7 @@ import pytest
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import LAND_REGISTRY, RunningGateway
-
-
-def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
-    return [
-        json.loads(record.getMessage())
-        for record in caplog.records
-        if record.name == "govshare.access" and record.levelno == logging.INFO
-    ]
+from support import LAND_REGISTRY, RunningGateway, access_lines
 
 
 async def test_directory_and_audit_calls_each_leave_one_line_with_their_status(
@@ -41,7 +32,7 @@ async def test_directory_and_audit_calls_each_leave_one_line_with_their_status(
         await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
             audit_pb2.ListAccessRecordsRequest(page_size=1)
         )
-    lines = _lines(caplog)
+    lines = access_lines(caplog)
     assert [(line["method"], line["consumer"], line["code"]) for line in lines] == [
         ("DirectoryService.ListDepartments", LAND_REGISTRY, "OK"),
         ("DirectoryService.GetResource", LAND_REGISTRY, "NOT_FOUND"),
@@ -61,7 +52,7 @@ async def test_a_streamed_export_leaves_one_line_when_it_ends(
         await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
         chunks = [c async for c in stub.ExportAccessRecords(audit_pb2.ExportAccessRecordsRequest())]
     assert chunks
-    assert [(line["method"], line["code"]) for line in _lines(caplog)] == [
+    assert [(line["method"], line["code"]) for line in access_lines(caplog)] == [
         ("AuditService.GetCheckpoint", "OK"),
         ("AuditService.ExportAccessRecords", "OK"),
     ]

@@ -5,24 +5,15 @@ One structured line per call (STYLE.md), holder ids masked, never in clear.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import grpc
 import pytest
 from govshare.adapters.simulators import Population
 from govshare.api.exchange.v1 import exchange_pb2
-from support import LAND_REGISTRY, RunningGateway
+from support import LAND_REGISTRY, RunningGateway, access_lines
 
 BDC_TRANSFER = "330100-BDC-0001"
-
-
-def _access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
-    return [
-        json.loads(record.getMessage())
-        for record in caplog.records
-        if record.name == "govshare.access" and record.levelno == logging.INFO
-    ]
 
 
 async def test_an_allowed_and_a_denied_call_each_leave_one_masked_json_line(
@@ -45,7 +36,7 @@ async def test_an_allowed_and_a_denied_call_each_leave_one_masked_json_line(
         request.matter_code = "000000-NOPE-0000"
         with pytest.raises(grpc.aio.AioRpcError):
             await gateway.exchange(channel).GetCertificate(request, timeout=10)
-    allowed, denied = _access_lines(caplog)
+    allowed, denied = access_lines(caplog)
     assert allowed["method"] == "GetCertificate"
     assert allowed["request_id"] == "line-test-1"
     assert allowed["outcome"] == "ALLOWED"
