@@ -39,6 +39,7 @@ _TIMEZONE = re.compile(r"([+-])(\d{2}):(\d{2})")
 _MAX_OFFSET = dt.timedelta(hours=14)
 # A date format holds exactly one of each of these and otherwise literal text (or %%).
 _DATE_DIRECTIVES = ("%Y", "%d", "%m")
+_TIME_DIRECTIVES = frozenset({"%H", "%M", "%S", "%f"})
 # Two-digit month and day that cannot be swapped unnoticed, and a four-digit year.
 _SAMPLE_DATE = dt.date(2031, 12, 25)
 _METHODS = ("GET", "POST")
@@ -191,16 +192,26 @@ def _timezone(reader: _Reader, value: object, key: str) -> dt.tzinfo:
 
 
 def _date_format(reader: _Reader, value: object, key: str) -> str:
-    """'iso8601', or a strptime format of one %Y, one %m, one %d and literal text."""
+    """'iso8601', or a strptime format of one %Y, one %m, one %d, literal text and
+    optionally a time of day (%H, %M, %S, %f once each: registries that answer
+    '2020/01/02 10:00:00'; the date item keeps the date)."""
     if value == "iso8601":
         return value
     if not isinstance(value, str):
         raise reader.fail(key, "must be a strptime format or 'iso8601'")
     parts = re.split(r"(%.)", value)
-    directives = sorted(part for part in parts[1::2] if part != "%%")
-    if "%" in "".join(parts[::2]) or directives != sorted(_DATE_DIRECTIVES):
+    directives = [part for part in parts[1::2] if part != "%%"]
+    dates = sorted(d for d in directives if d not in _TIME_DIRECTIVES)
+    times = [d for d in directives if d in _TIME_DIRECTIVES]
+    if (
+        "%" in "".join(parts[::2])
+        or dates != sorted(_DATE_DIRECTIVES)
+        or len(times) != len(set(times))
+    ):
         raise reader.fail(
-            key, "must hold %Y, %m and %d once each and otherwise literal text, or be 'iso8601'"
+            key,
+            "must hold %Y, %m and %d once each, optionally %H %M %S %f, and otherwise "
+            "literal text, or be 'iso8601'",
         )
     try:
         read = dt.datetime.strptime(_SAMPLE_DATE.strftime(value), value).date()

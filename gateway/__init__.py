@@ -95,6 +95,7 @@ from ._errors import (
     Reason,
     error_info_of,
     grpc_code_of,
+    name_list,
     rich_status,
     to_grpc_status,
 )
@@ -271,6 +272,7 @@ __all__ = [
     "matter_mask",
     "matter_to_pb",
     "name_id",
+    "name_list",
     "node_hash",
     "open_channel",
     "open_note",

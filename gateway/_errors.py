@@ -54,6 +54,7 @@ __all__ = [
     "Reason",
     "error_info_of",
     "grpc_code_of",
+    "name_list",
     "rich_status",
     "to_grpc_status",
 ]
@@ -168,9 +169,27 @@ def rich_status(
     return rpc_status.to_status(status)
 
 
-# Enough for any code, name or id the gateway knows; a longer value is not one.
-_MAX_ECHO: Final = 128
+# Enough for any code, name or id the gateway knows, and for a list of names
+# (`name_list`); a longer value is not one. A few such values stay far below the
+# client's 16 KiB trailer limit.
+_MAX_ECHO: Final = 512
 _MAX_MESSAGE: Final = 1024
+
+
+def name_list(names: Sequence[str]) -> str:
+    """Comma-joined `names` for ErrorInfo metadata, cut between whole names (with a
+    count of the rest) so that it fits the echo limit and no name arrives mangled."""
+    joined = ",".join(names)
+    if len(joined) <= _MAX_ECHO:
+        return joined
+    kept: list[str] = []
+    size = len(",(+99999 more)")
+    for name in names:
+        size += len(name) + 1
+        if size > _MAX_ECHO:
+            break
+        kept.append(name)
+    return ",".join([*kept, f"(+{len(names) - len(kept)} more)"])
 
 
 def _bounded(text: str, limit: int = _MAX_ECHO) -> str:

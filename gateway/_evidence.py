@@ -230,10 +230,11 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
     return EvidenceVerification(True, "", kid, log_index, request_id, payload)
 
 
-# log_index is an int64 in the reply; request ids are at most 128 characters, key ids
-# are a thumbprint: anything beyond these bounds is not a header the gateway wrote.
+# log_index is an int64 in the reply; request ids are at most 128 characters plus
+# "/<n>" for a ResolveMaterials material, key ids a thumbprint: anything beyond
+# these bounds is not a header the gateway wrote.
 _MAX_LOG_INDEX: Final = 2**63
-_MAX_HEADER_TEXT: Final = 128
+_MAX_HEADER_TEXT: Final = 256
 
 
 def _echoable(value: object) -> str | None:

@@ -34,9 +34,11 @@ class HolderIdProtector:
 
     @classmethod
     def load_or_create(cls, path: Path) -> HolderIdProtector:
-        # Created atomically: gateways starting together on a fresh folder must all
-        # hash with the one key left on disk, or their entries are unfindable later.
-        create_secret(path, (secrets.token_hex(_KEY_BYTES) + "\n").encode())
+        if not path.exists():
+            # Created atomically: gateways starting together on a fresh folder must all
+            # hash with the one key left on disk, or their entries are unfindable later.
+            # (Only when missing: a provisioned key may sit in a read-only folder.)
+            create_secret(path, (secrets.token_hex(_KEY_BYTES) + "\n").encode())
         try:
             return cls(bytes.fromhex(path.read_text().strip()))
         except ValueError as error:

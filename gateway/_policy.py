@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from govshare.directory import Catalogue, DepartmentState, Resource, ResourceState, SharingType
 
-from ._errors import GovshareError, Reason
+from ._errors import GovshareError, Reason, name_list
 from ._identity import Principal, Role
 
 __all__ = ["Decision", "authorize_department", "check_registered", "decide"]
@@ -68,7 +68,7 @@ def decide(
             Reason.FIELD_UNKNOWN,
             "the resource has no such data items",
             resource=resource.code,
-            fields=",".join(unknown),
+            fields=name_list(unknown),
         )
     if resource.sharing_type is SharingType.UNCONDITIONAL:
         fields = tuple(requested_fields) or resource.data_item_names
@@ -111,7 +111,7 @@ def _decide_conditional(
             Reason.FIELD_NOT_GRANTED,
             "data items are not granted for this matter",
             resource=resource.code,
-            fields=",".join(not_granted),
+            fields=name_list(not_granted),
         )
     fields = tuple(requested_fields) or tuple(
         name for name in resource.data_item_names if name in granted

@@ -142,7 +142,12 @@ class RevocationList:
         every = _RECHECK_SECONDS if interval is None else interval
         while True:
             await asyncio.sleep(every)
-            self.reload_if_changed()
+            try:
+                self.reload_if_changed()
+            except Exception:
+                # Whatever went wrong, the list in force stays and the next check
+                # retries: a watcher that died would stop every later revocation.
+                _log.exception("revocation list %s: reload failed", self.path)
 
 
 def _read_crl(path: Path, issuer: x509.Name, key: CertificateIssuerPublicKeyTypes) -> _Crl:

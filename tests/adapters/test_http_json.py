@@ -481,6 +481,11 @@ class TestUnreadableAnswers:
                 {"value": "2025-01-01"},
             ),
             (
+                b'"2020/01/02 10:00:00"',
+                {"type": "date", "format": "%Y/%m/%d %H:%M:%S"},
+                {"value": "2020-01-02"},
+            ),
+            (
                 b'"2024-12-31T17:30:00Z"',
                 {"type": "date", "format": "iso8601", "timezone": "+08:00"},
                 {"value": "2025-01-01"},

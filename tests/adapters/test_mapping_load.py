@@ -92,18 +92,24 @@ class TestDateFormats:
             "%Y%m%",  # a lone % at the end
             "%Y%m",  # no day: strptime would invent the 1st
             "%H",  # no date at all: 1900-01-01 for every record
-            "%Y%m%d%H",  # a time part: the mapping yields dates only
+            "%Y%m%d %H %H",  # the hour twice
             "%Y%m%d%d",  # the day twice
             "%y%m%d",  # a two-digit year guesses the century
         ],
     )
     def test_formats_not_reading_exactly_a_date_are_refused(self, date_format: str) -> None:
-        """A format without exactly one %Y, %m and %d (and only literal text besides)
-        is refused on load."""
+        """A format without exactly one %Y, %m and %d (and only literal text or a time of
+        day besides) is refused on load."""
         with pytest.raises(
             ValueError, match=r"^f\.yaml: resources\.R/1\.fields\.d\.format: must hold"
         ):
             parse_mapping(document(type="date", format=date_format), "f.yaml")
+
+    @pytest.mark.parametrize("date_format", ["%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S.%f"])
+    def test_a_date_with_a_time_of_day_loads(self, date_format: str) -> None:
+        """Registries answering '2020/01/02 10:00:00' can be onboarded: a time of day
+        next to exactly one %Y %m %d is allowed (the data item keeps the date)."""
+        parse_mapping(document(type="date", format=date_format), "f.yaml")
 
     def test_a_format_that_does_not_read_back_its_own_date_is_refused(self) -> None:
         """A format whose output strptime cannot read back (here a NUL that cuts the

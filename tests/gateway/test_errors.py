@@ -12,6 +12,7 @@ from govshare.gateway import (
     GovshareError,
     Reason,
     grpc_code_of,
+    name_list,
     to_grpc_status,
 )
 from govshare.gateway import _errors as errors_module
@@ -135,8 +136,23 @@ class TestRichStatus:
         decoded = decode_details(to_grpc_status(error))
         info = error_details_pb2.ErrorInfo()
         assert decoded.details[0].Unpack(info)
-        assert info.metadata["certificate_type"] == "x" * 127 + "…"
+        assert info.metadata["certificate_type"] == "x" * 511 + "…"
         assert decoded.message == "m" * 1023 + "…"
-        fits = GovshareError(Reason.RESOURCE_NOT_FOUND, "no such type", certificate_type="y" * 128)
+        fits = GovshareError(Reason.RESOURCE_NOT_FOUND, "no such type", certificate_type="y" * 512)
         assert decode_details(to_grpc_status(fits)).details[0].Unpack(info)
-        assert info.metadata["certificate_type"] == "y" * 128
+        assert info.metadata["certificate_type"] == "y" * 512
+
+    def test_name_lists_are_cut_between_whole_names(self) -> None:
+        """A long list of data item names keeps whole names and counts the rest, so a
+        client can still tell exactly which items to drop; a short list is unchanged."""
+        names = [f"operating_period_end_{n:02d}" for n in range(40)]
+        assert name_list(names[:3]) == ",".join(names[:3])
+        listed = name_list(names)
+        assert len(listed) <= 512
+        *kept, rest = listed.split(",")
+        assert kept == names[: len(kept)]
+        assert rest == f"(+{40 - len(kept)} more)"
+        error = GovshareError(Reason.FIELD_UNKNOWN, "unknown", fields=listed)
+        info = error_details_pb2.ErrorInfo()
+        assert decode_details(to_grpc_status(error)).details[0].Unpack(info)
+        assert info.metadata["fields"] == listed

@@ -155,6 +155,16 @@ class TestRefusals:
         assert (result.key_id, result.log_index) == (signer.key_id, 7)
         assert result.payload == {}
 
+    def test_a_material_request_id_of_the_longest_caller_id_verifies(
+        self, signer: EvidenceSigner
+    ) -> None:
+        """ResolveMaterials signs under '<request id>/<n>': with a 128-character request id
+        that is longer than 128, and the gateway must still accept its own evidence."""
+        request_id = "r" * 128 + "/12"
+        token = signer.sign(b"{}", request_id=request_id, log_index=3, issued_at=1)
+        result = verify_evidence(token, signer.jwks)
+        assert (result.valid, result.request_id) == (True, request_id)
+
     def test_changed_header(self, signer: EvidenceSigner) -> None:
         """Rewriting the log index in the header breaks the signature."""
         header, payload, signature = sign(signer).split(".")

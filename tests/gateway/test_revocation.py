@@ -222,3 +222,32 @@ class TestCrlFile:
         with pytest.raises(RuntimeError, match=message):
             async with Gateway(config):
                 pass
+
+
+class TestWatcher:
+    async def test_an_unexpected_reload_failure_does_not_stop_the_watcher(
+        self, pki: Pki, crl_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reload that raises something unforeseen is logged, and the watcher keeps
+        checking: a dead watcher would ignore every later revocation."""
+        write_crl(pki.folder, [pki.housing], crl_path)
+        revocations = revocation_module.RevocationList(crl_path, pki.ca_certificate)
+        calls: list[int] = []
+
+        def flaky() -> bool:
+            calls.append(len(calls))
+            if len(calls) == 1:
+                raise RuntimeError("injected: not a RevocationListError")
+            return False
+
+        monkeypatch.setattr(revocations, "reload_if_changed", flaky)
+        watcher = asyncio.ensure_future(revocations.watch(interval=0.001))
+        try:
+            for _ in range(1000):
+                if len(calls) >= 3:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            watcher.cancel()
+        assert len(calls) >= 3
+        assert not watcher.done() or watcher.cancelled()

@@ -61,6 +61,15 @@ class TestCreateSecret:
             hashes = set(pool.map(_hash_with_key_at, [str(path)] * 8))
         assert hashes == {_hash_with_key_at(str(path))}
 
+    def test_an_existing_holder_key_is_only_read(self, tmp_path: Path) -> None:
+        """With the key present nothing is written in its folder (which may be read-only
+        when keys are provisioned ahead of time): the folder's mtime does not move."""
+        path = tmp_path / "keys" / "holder.key"
+        first = _hash_with_key_at(str(path))
+        before = path.parent.stat().st_mtime_ns
+        assert _hash_with_key_at(str(path)) == first
+        assert path.parent.stat().st_mtime_ns == before
+
     def test_a_corrupt_holder_key_names_its_file(self, tmp_path: Path) -> None:
         """A key file that is not hex is refused with its path in the message."""
         path = tmp_path / "holder.key"
