@@ -315,8 +315,14 @@ class ApplicationDesk(StoreCore):
         order_by: str = "",
         page_size: int = 0,
         page_token: str = "",
+        visible: Callable[[Grant], bool] | None = None,
+        visibility: str = "",
     ) -> Page[Grant]:
-        """E.g. `consumer = "…" AND state = ACTIVE`, or `matter_codes:"330100-BDC-0001"`."""
+        """E.g. `consumer = "…" AND state = ACTIVE`, or `matter_codes:"330100-BDC-0001"`.
+
+        `visible` keeps only the grants a caller may see; `visibility` names that
+        restriction in page tokens, so a token cannot cross to another caller's view.
+        """
 
         async def body(conn: AsyncConnection) -> list[Grant]:
             return await self._all(conn, t.GRANT)
@@ -330,6 +336,8 @@ class ApplicationDesk(StoreCore):
             order_by=order_by,
             page_size=page_size,
             page_token=page_token,
+            bound=visibility,
+            where=visible,
         )
 
     async def revoke_grant(

@@ -93,8 +93,11 @@ def paginate(
     page_size: int = 0,
     page_token: str = "",
     bound: str = "",
+    where: Callable[[_T], bool] | None = None,
 ) -> Page[_T]:
-    """Filter, order and cut one page; `bound` adds list options (show_deleted) to the token."""
+    """Filter, order and cut one page; `bound` adds list options (show_deleted, whose
+    items `where` keeps) to the token. `where` is a restriction applied in code, for
+    one that filter text would state at a length that grows with the data."""
     if page_size < 0:
         raise InvalidArgument([("page_size", "must not be negative")])
     predicate = parse_filter(filter, fields)
@@ -102,7 +105,8 @@ def paginate(
     query = _digest(collection, filter, order_by, bound)
     offset = _offset(page_token, collection, query) if page_token else 0
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    selected = order_items((i for i in items if predicate(i)), order, fields, tiebreak)
+    kept = (i for i in items if predicate(i) and (where is None or where(i)))
+    selected = order_items(kept, order, fields, tiebreak)
     page = tuple(selected[offset : offset + size])
     end = offset + len(page)
     next_token = _token(collection, query, end) if end < len(selected) else ""

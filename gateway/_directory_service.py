@@ -21,6 +21,7 @@ sees it; every refused write is written to the audit log.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from govshare.api.directory.v1 import directory_pb2 as pb
 from govshare.api.directory.v1 import directory_pb2_grpc
@@ -38,7 +39,7 @@ from ._directory_access import (
     _restrict,
 )
 from ._errors import GovshareError, Reason
-from ._identity import Principal
+from ._identity import Principal, Role
 
 __all__ = ["DirectoryServicer"]
 
@@ -467,18 +468,21 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
         self, request: pb.ListGrantsRequest, context: Context
     ) -> pb.ListGrantsResponse:
         async def body(caller: Principal) -> pb.ListGrantsResponse:
-            # A provider may Get and Revoke grants on its resources, so it may list them too.
-            provided = sorted(
-                code
-                for code, resource in self._catalogue().resources.items()
-                if resource.provider == caller.name
-            )
-            own = " OR ".join(
-                [f'consumer = "{caller.name}"', *(f'resource = "{code}"' for code in provided)]
-            )
-            page = await self._store.list_grants(
-                **_list_args(request, _restrict(caller, request.filter, own))
-            )
+            restriction: dict[str, Any] = {}
+            if caller.role is Role.DEPARTMENT:
+                # A provider may Get and Revoke grants on its resources, so it may list
+                # them too. Checked in code: as filter text the clause would grow with
+                # every resource provided, past the filter length limit.
+                provided = frozenset(
+                    code
+                    for code, resource in self._catalogue().resources.items()
+                    if resource.provider == caller.name
+                )
+                restriction = {
+                    "visible": lambda g: g.consumer == caller.name or g.resource in provided,
+                    "visibility": f"department={caller.name}",
+                }
+            page = await self._store.list_grants(**_list_args(request), **restriction)
             return pb.ListGrantsResponse(
                 grants=[codec.grant_to_pb(g) for g in page.items],
                 next_page_token=page.next_page_token,

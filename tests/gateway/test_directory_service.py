@@ -234,6 +234,40 @@ class TestProviderSeesGrantsOnItsResources:
         # The housing bureau provides nothing: it still lists only the grants it holds.
         assert {g.consumer for g in held.grants} == {f"departments/{HOUSING}"}
 
+    async def test_a_provider_of_many_resources_still_lists_its_grants(
+        self, gateway: RunningGateway
+    ) -> None:
+        """With 70 more resources provided, civil affairs' grant list works as before (the
+        ownership rule is no filter text that grows with them), and its page token is
+        refused to another department."""
+        async with gateway.channel(gateway.pki.admin) as channel:
+            admin = _stub(channel)
+            for n in range(70):
+                await admin.CreateResource(
+                    pb.CreateResourceRequest(
+                        resource=pb.Resource(
+                            code=f"101002/{n + 100:05d}",
+                            display_name=f"婚姻相关{n}",
+                            provider=f"departments/{CIVIL_AFFAIRS}",
+                            sharing_type=pb.SHARING_TYPE_CONDITIONAL,
+                            sharing_condition="依申请",
+                            data_items=[pb.DataItem(name="a", label="甲", data_type="string")],
+                        )
+                    )
+                )
+        async with gateway.channel(gateway.pki.civil_affairs) as channel:
+            mine = await _stub(channel).ListGrants(pb.ListGrantsRequest())
+        assert [g.name for g in mine.grants] == ["grants/g-bdc-marriage"]
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            first = await _stub(channel).ListGrants(pb.ListGrantsRequest(page_size=1))
+        assert first.next_page_token
+        async with gateway.channel(gateway.pki.housing) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as crossed:
+                await _stub(channel).ListGrants(
+                    pb.ListGrantsRequest(page_size=1, page_token=first.next_page_token)
+                )
+        assert error_info(crossed.value).reason == "PAGE_TOKEN_INVALID"
+
 
 class TestApprovalOfAStaleApplication:
     async def test_no_grant_after_the_resource_became_not_shared(
