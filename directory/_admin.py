@@ -78,7 +78,9 @@ def _validate_department(d: Department, _: Catalogue) -> Violations:
 
 
 def _validate_resource(r: Resource, snapshot: Catalogue) -> Violations:
-    return resource_violations(r) + resource_reference_violations(r, snapshot.departments)
+    # The snapshot still holds the stored row an update replaces (None on create).
+    before = snapshot.resources.get(r.code)
+    return resource_violations(r, before) + resource_reference_violations(r, snapshot.departments)
 
 
 def _validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:

@@ -210,7 +210,7 @@ def _plan(rows: list[_CsvRow], snapshot: Catalogue, source: str) -> ImportPlan:
                 continue
         else:
             resource = _new_resource(code, values)
-        found = resource_violations(resource) + resource_reference_violations(
+        found = resource_violations(resource, current) + resource_reference_violations(
             resource, snapshot.departments
         )
         if found:

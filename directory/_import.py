@@ -22,7 +22,7 @@ from ._codec import (
 )
 from ._errors import ImportRejected, InvalidTransition
 from ._model import Catalogue, GrantState
-from ._rules import check_resource_transition
+from ._rules import check_resource_transition, core_metadata_violations
 from ._seed import ParsedFile, Problem, check_references, parse_file
 from ._store import CatalogueStore, ImportPlan, ImportReport, SqlCatalogueStore
 
@@ -80,6 +80,10 @@ def _lifecycle_problems(parsed: ParsedFile, snapshot: Catalogue) -> list[Problem
     found: list[Problem] = []
     for row in parsed.resources:
         current = snapshot.resources.get(row.item.code)
+        found.extend(
+            Problem(row.line, f"resource {row.item.code}", f"{field}: {text}")
+            for field, text in core_metadata_violations(row.item, current)
+        )
         if current is None:
             continue
         try:
@@ -159,7 +163,7 @@ async def import_catalogue_yaml(
       states must follow DRAFT → PUBLISHED → RETIRED; REVOKED and EXPIRED
       grants stay so; a certificate type's type_code cannot change.
     """
-    parsed = parse_file(text)
+    parsed = parse_file(text, core_metadata=False)
     if parsed.problems and parsed.problems[0].label == "<document>":
         raise ImportRejected([(parsed.problems[0].line, parsed.problems[0].text)], source=source)
     return await store.apply_import(

@@ -36,6 +36,7 @@ __all__ = [
     "certificate_type_reference_violations",
     "certificate_type_violations",
     "check_resource_transition",
+    "core_metadata_violations",
     "department_violations",
     "grant_reference_violations",
     "grant_violations",
@@ -106,8 +107,38 @@ def department_violations(d: Department) -> Violations:
     return found
 
 
-def resource_violations(r: Resource) -> Violations:
+def core_metadata_violations(r: Resource, before: Resource | None = None) -> Violations:
+    """The guide's core metadata (DOMAIN.md): a draft may be incomplete, a published
+    (or retired) entry of the catalogue may not.
+
+    Required when the entry is published (new, or out of DRAFT) and never to be
+    cleared. A row published before the rule existed, with a field still empty, can
+    still be retired, updated elsewhere and re-imported: refusing that would freeze it.
+    """
+    if r.state is ResourceState.DRAFT:
+        return []
+    publishing = before is None or before.state is ResourceState.DRAFT
     found: Violations = []
+    for name in _CORE_TEXT_FIELDS:
+        had = before is not None and str(getattr(before, name)).strip()
+        if not str(getattr(r, name)).strip() and (publishing or had):
+            found.append((name, f"a {r.state.value} resource needs a {name}"))
+    if not r.publish_date and (publishing or (before is not None and before.publish_date)):
+        found.append(("publish_date", f"a {r.state.value} resource needs a publish_date"))
+    if not r.data_items and (publishing or (before is not None and before.data_items)):
+        found.append(("data_items", f"a {r.state.value} resource needs data items"))
+    return found
+
+
+def resource_violations(
+    r: Resource, before: Resource | None = None, *, core_metadata: bool = True
+) -> Violations:
+    """What is wrong with `r`; `before` is the stored row it replaces, if any.
+
+    `core_metadata=False` leaves the core-metadata rule to a later check that knows
+    the stored row (a file being imported is parsed before the store is read).
+    """
+    found: Violations = core_metadata_violations(r, before) if core_metadata else []
     if not is_valid_resource_code(r.code):
         found.append(("code", f"invalid resource code {r.code!r}"))
     if not r.display_name.strip():
@@ -118,16 +149,6 @@ def resource_violations(r: Resource) -> Violations:
         found.append(("legal_basis", "NOT_SHARED needs a legal_basis"))
     if r.publish_date and not is_valid_iso_date(r.publish_date):
         found.append(("publish_date", f"{r.publish_date!r} is not a real YYYY-MM-DD date"))
-    if r.state is not ResourceState.DRAFT:
-        # The guide's core metadata (DOMAIN.md): a draft may be incomplete, a
-        # published (or retired) entry of the catalogue may not.
-        for name in _CORE_TEXT_FIELDS:
-            if not str(getattr(r, name)).strip():
-                found.append((name, f"a {r.state.value} resource needs a {name}"))
-        if not r.publish_date:
-            found.append(("publish_date", f"a {r.state.value} resource needs a publish_date"))
-        if not r.data_items:
-            found.append(("data_items", f"a {r.state.value} resource needs data items"))
     names = [item.name for item in r.data_items]
     if len(set(names)) != len(names):
         found.append(("data_items", "duplicate data item names"))

@@ -210,8 +210,12 @@ def _section_lines(text: str) -> tuple[dict[str, int], dict[str, list[int]]]:
     return keys, lines
 
 
-def parse_file(text: str) -> ParsedFile:
-    """Parse rows section by section; a document-level failure is one `<document>` problem."""
+def parse_file(text: str, *, core_metadata: bool = True) -> ParsedFile:
+    """Parse rows section by section; a document-level failure is one `<document>` problem.
+
+    `core_metadata=False`: resources' core metadata is left to the import plan, which
+    knows the stored rows (`core_metadata_violations`).
+    """
     parsed = ParsedFile()
     try:
         document = yaml.load(text, Loader=_Loader) or {}  # a SafeLoader: no arbitrary objects
@@ -244,7 +248,7 @@ def parse_file(text: str) -> ParsedFile:
         lines,
         "resources",
         resource_from_doc,
-        resource_violations,
+        resource_violations if core_metadata else _without_core_metadata,
         parsed.resources,
         parsed,
     )
@@ -260,6 +264,10 @@ def parse_file(text: str) -> ParsedFile:
     _rows(document, lines, "matters", matter_from_doc, matter_violations, parsed.matters, parsed)
     _rows(document, lines, "grants", grant_from_doc, grant_violations, parsed.grants, parsed)
     return parsed
+
+
+def _without_core_metadata(r: Resource) -> Violations:
+    return resource_violations(r, core_metadata=False)
 
 
 def _rows(

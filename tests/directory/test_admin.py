@@ -25,6 +25,8 @@ from govshare.directory import (
     SharingType,
     SqlCatalogueStore,
     classification_label,
+    export_catalogue_yaml,
+    import_catalogue_yaml,
     is_valid_classification_code,
     next_resource_code,
 )
@@ -264,6 +266,33 @@ class TestResourceLifecycle:
             "update_cycle",
         ]
         assert (await store.get_resource(created.code)).state is ResourceState.DRAFT
+
+    async def test_a_row_published_before_the_rule_stays_writable(
+        self, store: SqlCatalogueStore
+    ) -> None:
+        """A PUBLISHED row stored without a format (written before the core-metadata rule)
+        can still be renamed and retired, and re-imported from an export; clearing a field
+        it has is still refused."""
+        catalogue = await store.load()
+        legacy = dataclasses.replace(catalogue.resources[IDENTITY], format="")
+        await store.replace(
+            dataclasses.replace(catalogue, resources={**catalogue.resources, IDENTITY: legacy})
+        )
+        renamed = await store.update_resource(
+            dataclasses.replace(legacy, display_name="居民身份信息（旧）"),
+            update_mask=["display_name"],
+            actor=ADMIN,
+        )
+        assert (renamed.display_name, renamed.format) == ("居民身份信息（旧）", "")
+        with pytest.raises(InvalidArgument) as cleared:
+            await store.update_resource(
+                dataclasses.replace(renamed, summary=""), update_mask=["summary"], actor=ADMIN
+            )
+        assert cleared.value.violations == [("summary", "a PUBLISHED resource needs a summary")]
+        exported = await export_catalogue_yaml(store)
+        await import_catalogue_yaml(exported, store, ADMIN)
+        retired = await store.retire_resource(IDENTITY, actor=ADMIN)
+        assert retired.state is ResourceState.RETIRED
 
     async def test_a_chosen_code_names_the_classification(self, store: SqlCatalogueStore) -> None:
         """A draft created under a 分类码/NNNNN code without a classification gets the class's."""
