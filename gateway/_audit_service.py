@@ -20,7 +20,7 @@ from google.protobuf import timestamp_pb2
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.directory import is_valid_holder_id
 
-from ._auditlog import SignedCheckpoint
+from ._auditlog import AccessLogError, SignedCheckpoint
 from ._auditquery import AccessQuery, AuditReader, StoredRecord
 from ._clock import utc_text
 from ._decisions import DecisionRecorder
@@ -57,6 +57,12 @@ class ProofSource(Protocol):
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
+def _log_unavailable(error: AccessLogError) -> GovshareError:
+    """A log that failed (or closed) answers AUDIT_UNAVAILABLE, as the exchange does."""
+    _log.error("access log unavailable: %s", error)
+    return GovshareError(Reason.AUDIT_UNAVAILABLE, "the access log is unavailable")
+
+
 def _refuse(reason: Reason, message: str) -> NoReturn:
     """Refuse the call: `_logged` writes the denial to the audit log and answers."""
     raise GovshareError(reason, message)
@@ -76,6 +82,8 @@ def _logged(method: _Method) -> _Method:
             return await method(self, request, context)
         except GovshareError as error:
             await self._refused(method.__name__, context, error)
+        except AccessLogError as error:
+            await self._refused(method.__name__, context, _log_unavailable(error))
 
     return cast(_Method, serve)
 
@@ -90,6 +98,8 @@ def _logged_stream(method: _Stream) -> _Stream:
                 yield item
         except GovshareError as error:
             await self._refused(method.__name__, context, error)
+        except AccessLogError as error:
+            await self._refused(method.__name__, context, _log_unavailable(error))
 
     return cast(_Stream, serve)
 

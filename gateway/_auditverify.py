@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class LogVerification:
     first_bad_index: int | None = None
     problem: str = ""
     notes: Sequence[str] = field(default_factory=tuple)
+    # The file could not be read as a log at all: unusable input, not a failed check.
+    unreadable: bool = False
 
 
 # (index, leaf, stored leaf hash, stored level-0 node) as read: a tampered file
@@ -206,7 +209,9 @@ def verify_log_file(
             result = _cut_tail(result, _tree_size(conn))
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as error:
-            return LogVerification(False, 0, 0, None, f"cannot read the log: {error}")
+            return LogVerification(
+                False, 0, 0, None, f"cannot read the log: {error}", unreadable=True
+            )
     finally:
         conn.close()
     if verifier_key is None and result.ok:
@@ -215,6 +220,9 @@ def verify_log_file(
             True, result.size, result.checkpoints_checked, None, "", (*result.notes, pinned)
         )
     return result
+
+
+_DECIMAL = re.compile(r"[0-9]{1,19}")
 
 
 def read_export(lines: Iterable[str]) -> Iterator[_Entry]:
@@ -228,6 +236,9 @@ def read_export(lines: Iterable[str]) -> Iterator[_Entry]:
         try:
             entry = json.loads(line)
             index, leaf = entry["index"], entry["leaf"]
+            # protobuf's JSON form writes an int64 as a decimal string.
+            if isinstance(index, str) and _DECIMAL.fullmatch(index):
+                index = int(index)
             if type(index) is not int or not isinstance(leaf, str):
                 raise TypeError("index must be a number and leaf a base64 string")
             decoded = base64.b64decode(leaf, validate=True)

@@ -251,6 +251,9 @@ def _audit_verify_checked(args: argparse.Namespace) -> int:
             print(f"no audit log at {db}", file=sys.stderr)
             return 2
         result = verify_log_file(db, args.key, extra)
+        if result.unreadable:
+            print(f"INVALID: {result.problem}")
+            return 2
     for note in result.notes:
         print(f"note: {note}")
     if result.ok:

@@ -282,6 +282,27 @@ class TestHolderSearchNeedsTheLog:
         assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
         assert population.persons[1].citizen_id not in (raised.value.details() or "")
 
+    async def test_a_failed_log_is_audit_unavailable_on_every_method(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """Once the log has failed, a checkpoint request gets UNAVAILABLE /
+        AUDIT_UNAVAILABLE rather than UNKNOWN."""
+        await _traffic(gateway, population, allowed=1, denied=0)
+        with sqlite3.connect(gateway.audit_db) as conn:
+            conn.execute(
+                "CREATE TRIGGER fail_inserts BEFORE INSERT ON access_log "
+                "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+            )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await _traffic(gateway, population, allowed=1, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).GetCheckpoint(
+                    audit_pb2.GetCheckpointRequest(refresh=True)
+                )
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
+
 
 class TestBadFilters:
     @pytest.mark.parametrize(

@@ -250,6 +250,36 @@ class TestAuditVerify:
         assert main(args) == 1
         assert "FAILED" in capsys.readouterr().out
 
+    async def test_an_export_with_int64_indices_as_strings_verifies(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Entries saved in protobuf's JSON form ("index": "7", an int64 as a string)
+        verify like numbers; a non-numeric index is still refused (exit 2)."""
+        db, key = await _signed_log(tmp_path, 9)
+        out = tmp_path / "export"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 0
+        entries = out / "entries.jsonl"
+        as_strings = [
+            json.dumps({**entry, "index": str(entry["index"])})
+            for entry in map(json.loads, entries.read_text().splitlines())
+        ]
+        entries.write_text("\n".join(as_strings) + "\n")
+        args = ["audit", "verify", "--export", str(entries)]
+        args += ["--checkpoints", str(out / "checkpoints.json"), "--key", key]
+        capsys.readouterr()
+        assert main(args) == 0
+        entries.write_text(as_strings[0].replace('"index": "0"', '"index": "zero"') + "\n")
+        assert main(args) == 2
+
+    def test_a_file_that_is_no_database_is_unusable_input(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit verify --db` on a file that is not SQLite exits 2 (INVALID), not 1."""
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"this is not a database" * 100)
+        assert main(["audit", "verify", "--db", str(junk)]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: cannot read the log")
+
 
 class TestAuditProve:
     async def test_prove_prints_a_proof_that_verify_accepts(
