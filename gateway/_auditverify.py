@@ -194,7 +194,7 @@ def verify_log_file(
 ) -> LogVerification:
     """Verify a gateway's audit database; the key defaults to the one it recorded."""
     if not path.is_file():
-        return LogVerification(False, 0, 0, None, f"no such file: {path}")
+        return LogVerification(False, 0, 0, None, f"no such file: {path}", unreadable=True)
     conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         try:
@@ -241,6 +241,8 @@ def read_export(lines: Iterable[str]) -> Iterator[_Entry]:
                 index = int(index)
             if type(index) is not int or not isinstance(leaf, str):
                 raise TypeError("index must be a number and leaf a base64 string")
+            if not 0 <= index < 2**63:
+                raise ValueError(f"index {index} is outside 0 to 2**63 - 1")
             decoded = base64.b64decode(leaf, validate=True)
         except (ValueError, KeyError, TypeError) as error:
             detail = f"no {error}" if isinstance(error, KeyError) else str(error)

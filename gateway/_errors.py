@@ -141,59 +141,79 @@ def rich_status(
 ) -> grpc.Status:
     """A google.rpc.Status with one ErrorInfo and, for bad fields, a BadRequest.
 
-    Values a caller sent may be echoed in the metadata; each is cut to
-    `_MAX_ECHO` characters so a long input cannot push the status past the
-    client's trailer limit (16 KiB by default), which would lose the ErrorInfo.
+    What a caller sent may be echoed back, and the whole status travels in the
+    trailers, which a client refuses beyond 16 KiB (the caller would get
+    RESOURCE_EXHAUSTED and no ErrorInfo). So echoes are bounded in UTF-8 bytes —
+    the message (percent-encoded on the wire: up to 3 characters a byte) to
+    `_MAX_MESSAGE_BYTES`, each metadata value to `_MAX_ECHO_BYTES`, each violation's
+    texts likewise — and violations beyond `_MAX_VIOLATION_BYTES` in all are
+    summarised in one last entry. Worst case about 11 KiB.
     """
     info = error_details_pb2.ErrorInfo(
         reason=reason,
         domain=ERROR_DOMAIN,
-        metadata={k: _bounded(v) for k, v in (metadata or {}).items()},
+        metadata={k: _bounded(v, _MAX_ECHO_BYTES) for k, v in (metadata or {}).items()},
     )
     details = [any_pb2.Any()]
     details[0].Pack(info)
     if violations:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=_bounded(f), description=_bounded(d)
-                )
-                for f, d in violations
-            ]
-        )
         details.append(any_pb2.Any())
-        details[1].Pack(bad_request)
+        details[1].Pack(_bad_request(violations))
     status = status_pb2.Status(
-        code=code.value[0], message=_bounded(message, _MAX_MESSAGE), details=details
+        code=code.value[0], message=_bounded(message, _MAX_MESSAGE_BYTES), details=details
     )
     return rpc_status.to_status(status)
 
 
-# Enough for any code, name or id the gateway knows, and for a list of names
-# (`name_list`); a longer value is not one. A few such values stay far below the
-# client's 16 KiB trailer limit.
-_MAX_ECHO: Final = 512
-_MAX_MESSAGE: Final = 1024
+_MAX_ECHO_BYTES: Final = 512
+_MAX_MESSAGE_BYTES: Final = 1024
+_MAX_VIOLATION_BYTES: Final = 4096
+_MAX_VIOLATION_TEXT_BYTES: Final = 256
+
+
+def _bad_request(violations: Sequence[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    bad_request = error_details_pb2.BadRequest()
+    for position, (field_path, description) in enumerate(violations):
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=_bounded(field_path, _MAX_VIOLATION_TEXT_BYTES),
+            description=_bounded(description, _MAX_VIOLATION_TEXT_BYTES),
+        )
+        if bad_request.ByteSize() + violation.ByteSize() > _MAX_VIOLATION_BYTES:
+            bad_request.field_violations.add(
+                field="", description=f"(+{len(violations) - position} more violations)"
+            )
+            break
+        bad_request.field_violations.append(violation)
+    return bad_request
 
 
 def name_list(names: Sequence[str]) -> str:
     """Comma-joined `names` for ErrorInfo metadata, cut between whole names (with a
-    count of the rest) so that it fits the echo limit and no name arrives mangled."""
+    count of the rest) so that it fits the echo bound and no name arrives mangled."""
     joined = ",".join(names)
-    if len(joined) <= _MAX_ECHO:
+    if _utf8_size(joined) <= _MAX_ECHO_BYTES:
         return joined
     kept: list[str] = []
     size = len(",(+99999 more)")
     for name in names:
-        size += len(name) + 1
-        if size > _MAX_ECHO:
+        size += _utf8_size(name) + 1
+        if size > _MAX_ECHO_BYTES:
             break
         kept.append(name)
     return ",".join([*kept, f"(+{len(names) - len(kept)} more)"])
 
 
-def _bounded(text: str, limit: int = _MAX_ECHO) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _bounded(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, marked with "…" when cut."""
+    if len(text) * 4 <= limit or _utf8_size(text) <= limit:
+        return text
+    # 3 bytes for the ellipsis; "ignore" drops a character split by the cut.
+    head = text.encode("utf-8", "surrogatepass")[: limit - 3].decode("utf-8", "ignore")
+    return head + "…"
 
 
 def error_info_of(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:

@@ -62,6 +62,31 @@ class TestDirectoryInput:
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_info(raised.value).reason == "FILTER_INVALID"
 
+    async def test_many_long_violations_still_arrive_with_their_error_info(
+        self, gateway: RunningGateway
+    ) -> None:
+        """Fifty data items named with 600 Chinese characters each: INVALID_ARGUMENT with
+        its ErrorInfo, not a status too large for the client's trailers."""
+        items = [
+            directory_pb2.DataItem(name="名" * 600, label="名", data_type="string")
+            for _ in range(50)
+        ]
+        async with gateway.channel(gateway.pki.admin) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await directory_pb2_grpc.DirectoryServiceStub(channel).CreateResource(
+                    directory_pb2.CreateResourceRequest(
+                        resource=directory_pb2.Resource(
+                            code="105001/00009",
+                            display_name="超长",
+                            provider="departments/11330100002482101D",
+                            sharing_type=directory_pb2.SHARING_TYPE_UNCONDITIONAL,
+                            data_items=items,
+                        )
+                    )
+                )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == "REQUEST_INVALID"
+
 
 class TestEvidenceInput:
     async def test_a_deeply_nested_header_is_malformed(self, gateway: RunningGateway) -> None:

@@ -268,17 +268,21 @@ class TestAuditVerify:
         args += ["--checkpoints", str(out / "checkpoints.json"), "--key", key]
         capsys.readouterr()
         assert main(args) == 0
-        entries.write_text(as_strings[0].replace('"index": "0"', '"index": "zero"') + "\n")
-        assert main(args) == 2
+        for bad in ('"zero"', '"9999999999999999999"', "-1", str(10**30)):
+            entries.write_text(as_strings[0].replace('"index": "0"', f'"index": {bad}') + "\n")
+            assert main(args) == 2, bad
 
     def test_a_file_that_is_no_database_is_unusable_input(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """`audit verify --db` on a file that is not SQLite exits 2 (INVALID), not 1."""
+        """`audit verify --db` on a file that is not SQLite, or on a folder, exits 2
+        (INVALID), not 1."""
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"this is not a database" * 100)
         assert main(["audit", "verify", "--db", str(junk)]) == 2
         assert capsys.readouterr().out.startswith("INVALID: cannot read the log")
+        assert main(["audit", "verify", "--db", str(tmp_path)]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: no such file")
 
 
 class TestAuditProve:

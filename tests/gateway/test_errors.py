@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import urllib.parse
 
 import grpc
 import pytest
@@ -13,6 +15,7 @@ from govshare.gateway import (
     Reason,
     grpc_code_of,
     name_list,
+    rich_status,
     to_grpc_status,
 )
 from govshare.gateway import _errors as errors_module
@@ -136,11 +139,34 @@ class TestRichStatus:
         decoded = decode_details(to_grpc_status(error))
         info = error_details_pb2.ErrorInfo()
         assert decoded.details[0].Unpack(info)
-        assert info.metadata["certificate_type"] == "x" * 511 + "…"
-        assert decoded.message == "m" * 1023 + "…"
+        assert info.metadata["certificate_type"] == "x" * 509 + "…"
+        assert decoded.message == "m" * 1021 + "…"
         fits = GovshareError(Reason.RESOURCE_NOT_FOUND, "no such type", certificate_type="y" * 512)
         assert decode_details(to_grpc_status(fits)).details[0].Unpack(info)
         assert info.metadata["certificate_type"] == "y" * 512
+
+    def test_the_worst_status_fits_the_clients_trailer_limit(self) -> None:
+        """Long non-ASCII echoes everywhere (message, metadata, 300 violations) still make
+        a status well under 16 KiB on the wire, keeping whole UTF-8 characters, with the
+        violations beyond the budget summarised."""
+        long = "名" * 5000
+        status = rich_status(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "REQUEST_INVALID",
+            long,
+            {"a": long, "b": long, "c": long},
+            [(f"data_items[{n}].name", f"data item name {long!r}") for n in range(300)],
+        )
+        details = dict(status.trailing_metadata)["grpc-status-details-bin"]
+        message_on_wire = urllib.parse.quote(status.details.encode("utf-8"), safe="")
+        assert len(base64.b64encode(details)) + len(message_on_wire) < 12 * 1024
+        decoded = decode_details(status)
+        bad_request = error_details_pb2.BadRequest()
+        assert decoded.details[1].Unpack(bad_request)
+        *kept, summary = bad_request.field_violations
+        assert kept
+        assert summary.description == f"(+{300 - len(kept)} more violations)"
+        assert decoded.message.endswith("名…")
 
     def test_name_lists_are_cut_between_whole_names(self) -> None:
         """A long list of data item names keeps whole names and counts the rest, so a
