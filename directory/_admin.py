@@ -359,10 +359,12 @@ class CatalogueAdmin(ItemStore):
             found = await self._get(conn, t.CERTIFICATE_TYPE, key_or_type_code)
             if found is None:
                 table = t.certificate_types
+                by_code = select(table).where(table.c.type_code == key_or_type_code)
+                # PostgreSQL refuses a NUL in a parameter; no stored code holds one.
                 row = (
-                    (await conn.execute(select(table).where(table.c.type_code == key_or_type_code)))
-                    .mappings()
-                    .first()
+                    None
+                    if "\x00" in key_or_type_code
+                    else (await conn.execute(by_code)).mappings().first()
                 )
                 if row is None:
                     name = f"certificateTypes/{key_or_type_code}"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import _tables as t
@@ -35,6 +35,8 @@ _T = TypeVar("_T")
 # Working days and due dates are reckoned in Beijing time, whatever the server's zone.
 CHINA_STANDARD_TIME = _dt.timezone(_dt.timedelta(hours=8), "CST")
 _MAX_REQUEST_ID = 128
+# Any constant shared by every gateway: serializes create_schema across PostgreSQL replicas.
+_SCHEMA_LOCK_KEY = 0x60757368617265  # "govshare"-ish; pg_advisory_xact_lock takes a bigint
 
 
 def _utc_now() -> _dt.datetime:
@@ -90,10 +92,13 @@ class StoreCore:
         due_working_days: int = DEFAULT_DUE_WORKING_DAYS,
         clock: Callable[[], _dt.datetime] = _utc_now,
         timezone: _dt.tzinfo = CHINA_STANDARD_TIME,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         if due_working_days < 0:
             raise ValueError("due_working_days must not be negative")
-        self._engine: AsyncEngine = create_async_engine(url)
+        # engine_options go to create_async_engine as they are, e.g.
+        # {"connect_args": {"server_settings": {"search_path": "directory"}}} for asyncpg.
+        self._engine: AsyncEngine = create_async_engine(url, **dict(engine_options or {}))
         self._calendar = calendar if calendar is not None else WorkingCalendar()
         self._due_working_days = due_working_days
         self._clock = clock
@@ -110,6 +115,12 @@ class StoreCore:
     async def create_schema(self) -> None:
         """Create missing tables and columns; safe to run on every start."""
         async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Replicas starting together would race to CREATE the same tables (and the
+                # revision row); DDL is transactional there, so one lock makes them take turns.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
             await conn.run_sync(t.metadata.create_all)
             await conn.run_sync(t.add_missing_columns)
             found = (
@@ -137,6 +148,11 @@ class StoreCore:
     async def load(self) -> Catalogue:
         """The full snapshot the gateway serves from, soft-deleted items included."""
         async with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One snapshot for every SELECT below, so the catalogue is never half of one
+                # write and the revision is the one it was read at. (SQLite serializes writers;
+                # there a write landing mid-load only causes one extra reload.)
+                await conn.execution_options(isolation_level="REPEATABLE READ")
             # The revision is read first: a write landing mid-load only causes one extra reload.
             value = (
                 await conn.execute(select(t.revision.c.value).where(t.revision.c.id == 1))
@@ -155,11 +171,25 @@ class StoreCore:
 
     @staticmethod
     async def _all(conn: AsyncConnection, kind: t.Kind[_T]) -> list[_T]:
-        rows = (await conn.execute(select(kind.table))).mappings().all()
+        """Every row of `kind` in a stable order: insertion order where it is kept.
+
+        SQLite's rowid is the order rows were written in; PostgreSQL returns rows
+        in no particular order (an updated row moves), so it orders by key.
+        """
+        order: list[ColumnElement[Any]] = []
+        if kind.order_column is not None:
+            order.append(kind.table.c[kind.order_column])
+        if conn.dialect.name == "sqlite":
+            order.append(literal_column("rowid"))
+        else:
+            order.append(kind.table.c[kind.key_column])
+        rows = (await conn.execute(select(kind.table).order_by(*order))).mappings().all()
         return [kind.from_row(row) for row in rows]
 
     @staticmethod
     async def _get(conn: AsyncConnection, kind: t.Kind[_T], key: str) -> _T | None:
+        if _NUL in key:
+            return None  # nothing stored has one, and PostgreSQL refuses it in a parameter
         column = kind.table.c[kind.key_column]
         row = (await conn.execute(select(kind.table).where(column == key))).mappings().first()
         return None if row is None else kind.from_row(row)
@@ -173,11 +203,18 @@ class StoreCore:
 
     @staticmethod
     async def _insert(conn: AsyncConnection, kind: t.Kind[_T], item: _T) -> None:
-        await conn.execute(insert(kind.table).values(**kind.to_row(item)))
+        row: dict[str, Any] = _checked(kind.to_row(item))
+        if kind.order_column is not None:
+            column = kind.table.c[kind.order_column]
+            # Writers hold the directory lock (_mutate), so max + 1 cannot be taken twice.
+            row[kind.order_column] = select(
+                func.coalesce(func.max(column), 0) + 1
+            ).scalar_subquery()
+        await conn.execute(insert(kind.table).values(**row))
 
     @staticmethod
     async def _update(conn: AsyncConnection, kind: t.Kind[_T], item: _T) -> None:
-        row = kind.to_row(item)
+        row = _checked(kind.to_row(item))
         key = row.pop(kind.key_column)
         column = kind.table.c[kind.key_column]
         await conn.execute(update(kind.table).where(column == key).values(**row))
@@ -201,6 +238,7 @@ class StoreCore:
             raise InvalidArgument([("actor", "every change needs an actor")])
         if len(request_id) > _MAX_REQUEST_ID:
             raise InvalidArgument([("request_id", f"at most {_MAX_REQUEST_ID} characters")])
+        _checked({"actor": actor, "request_id": request_id})
         fingerprint = content_etag({"operation": operation, **request})
         # Stored times are UTC text, so they order correctly whatever zone the clock uses.
         now = self._clock().astimezone(_dt.UTC)
@@ -287,6 +325,31 @@ class StoreCore:
                 .all()
             )
         return [_event(row) for row in rows]
+
+
+_NUL = "\x00"
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return _NUL in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _checked(row: dict[str, Any]) -> dict[str, Any]:
+    """Refuse NUL characters before they reach the database.
+
+    SQLite would store them; PostgreSQL text cannot hold one and fails the
+    write. Refusing them on both keeps the two databases answering alike.
+    """
+    found = [(column, "must not contain NUL characters") for column in row if _has_nul(row[column])]
+    if found:
+        raise InvalidArgument(found)
+    return row
 
 
 def _event(row: Mapping[Any, Any]) -> DirectoryEvent:

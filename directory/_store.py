@@ -96,7 +96,10 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
     """The directory in a SQL database reached through SQLAlchemy async.
 
     Constructor: `SqlCatalogueStore(url, *, calendar=None, due_working_days=10,
-    clock=utc_now, timezone=UTC+8)`.
+    clock=utc_now, timezone=UTC+8, engine_options=None)`. The URL chooses the
+    database: `sqlite+aiosqlite:///path/directory.db` or
+    `postgresql+asyncpg://user@host/db`; `engine_options` are passed to
+    SQLAlchemy's `create_async_engine` (pool size, asyncpg `connect_args`…).
     """
 
     async def replace(self, catalogue: Catalogue, *, actor: str = "system") -> None:
@@ -199,6 +202,10 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
 
 
 async def _insert_all(tx: Tx, kind: t.Kind[_T], items: Any) -> None:
+    """Insert into an emptied table; ordered kinds are numbered from 1 in `items` order."""
     rows = [kind.to_row(item) for item in items]
+    if kind.order_column is not None:
+        for number, row in enumerate(rows, 1):
+            row[kind.order_column] = number
     if rows:
         await tx.conn.execute(insert(kind.table), rows)

@@ -129,6 +129,10 @@ grants = Table(
     Column("valid_until", Date, nullable=False),
     Column("state", String(16), nullable=False, server_default=text("'ACTIVE'")),
     Column("application_id", String(64), nullable=False, server_default=text("''")),
+    # Grants are a sequence, not a mapping: loads and exports keep the order they were
+    # written in. SQLite's rowid used to give that order; PostgreSQL has nothing like it
+    # (an updated row moves), so the store numbers grants as it inserts them.
+    Column("catalogue_order", Integer, nullable=False, server_default=text("0")),
 )
 
 applications = Table(
@@ -173,7 +177,8 @@ requests = Table(
     "directory_requests",
     metadata,
     Column("request_id", String(128), nullable=False),
-    Column("actor", String(256), nullable=False),
+    # Text, as long as the caller's name: PostgreSQL enforces VARCHAR lengths, SQLite does not.
+    Column("actor", Text, nullable=False),
     Column("operation", String(64), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("result", JSON, nullable=False),
@@ -199,6 +204,7 @@ class Kind(Generic[_T]):
     collection: str
     date_columns: tuple[str, ...] = ()
     renames: Mapping[str, str] | None = None  # document key → column name
+    order_column: str | None = None  # the store's insertion counter, not part of the item
 
     def key_of(self, item: _T) -> str:
         row = self.to_row(item)
@@ -214,6 +220,8 @@ class Kind(Generic[_T]):
 
     def from_row(self, row: Mapping[Any, Any]) -> _T:
         doc = dict(row)
+        if self.order_column is not None:
+            doc.pop(self.order_column, None)
         for doc_key, column in (self.renames or {}).items():
             doc[doc_key] = doc.pop(column)
         return self.codec.from_doc(doc)
@@ -241,6 +249,7 @@ GRANT: Kind[Grant] = Kind(
     "grants",
     date_columns=("valid_from", "valid_until"),
     renames={"id": "grant_id"},
+    order_column="catalogue_order",
 )
 APPLICATION: Kind[SharingApplication] = Kind(
     Codec("application", application_to_doc, application_from_doc),

@@ -1,23 +1,77 @@
-"""Fixtures shared by the directory tests: one seeded SQLite file per session,
-copied for each test so every test starts from the seed catalogue."""
+"""Fixtures shared by the directory tests.
+
+Every test that touches the store runs twice: on SQLite (a fresh copy of one
+seeded file per test) and on PostgreSQL (a fresh schema per test, chosen
+through asyncpg's `search_path`, dropped afterwards). PostgreSQL is expected at
+127.0.0.1:5432, database `test`, trust auth as `postgres` (or `root`); set
+GOVSHARE_TEST_POSTGRES_DSN (e.g. `postgresql://me@db.example:5433/scratch`) to
+point elsewhere. An unreachable server fails the PostgreSQL tests, never skips them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import shutil
+import sqlite3
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 from govshare.directory import SqlCatalogueStore, load_builtin_catalogue
 
 # The clock of the seeded store: a Monday morning in Beijing (01:00 UTC).
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 
+BACKENDS = ("sqlite", "postgresql")
+DSN_VARIABLE = "GOVSHARE_TEST_POSTGRES_DSN"
+DEFAULT_DSNS = (
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+)
 
-async def _seed(path: Path) -> None:
-    seeded = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}")
+
+@dataclass(frozen=True)
+class Database:
+    """One fresh, empty place for a directory: open stores on it with `open()`."""
+
+    backend: str
+    url: str
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the SQLite file; None on PostgreSQL
+    dsn: str = ""  # the asyncpg DSN; empty on SQLite
+    schema: str = ""  # the PostgreSQL schema of this test
+
+    def open(self, **kwargs: Any) -> SqlCatalogueStore:
+        return SqlCatalogueStore(self.url, engine_options=self.engine_options, **kwargs)
+
+    async def run_script(self, script: str) -> None:
+        """Run SQL statements directly, bypassing the store (e.g. an older schema)."""
+        if self.path is not None:
+            path = self.path
+
+            def run() -> None:
+                with sqlite3.connect(path) as conn:
+                    conn.executescript(script)
+                conn.close()
+
+            await asyncio.to_thread(run)
+            return
+        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
+        try:
+            await conn.execute(script)
+        finally:
+            await conn.close()
+
+
+async def _seed(database: Database) -> None:
+    seeded = database.open()
     try:
         await seeded.create_schema()
         await seeded.replace(load_builtin_catalogue())
@@ -27,18 +81,100 @@ async def _seed(path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file; tests work on copies of it."""
+    """One seeded SQLite file; SQLite tests work on copies of it."""
     path = tmp_path_factory.mktemp("seed") / "directory.db"
-    asyncio.run(_seed(path))
+    asyncio.run(_seed(Database("sqlite", f"sqlite+aiosqlite:///{path}", path=path)))
     return path
 
 
+async def _first_reachable(dsns: tuple[str, ...]) -> tuple[str, str]:
+    problems = []
+    for dsn in dsns:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            problems.append(f"{dsn}: {type(error).__name__}: {error}")
+            continue
+        try:
+            version = await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
+        return dsn, str(version)
+    raise RuntimeError("; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The PostgreSQL server the tests use; fails (never skips) when none answers."""
+    configured = os.environ.get(DSN_VARIABLE, "")
+    dsns = (configured,) if configured else DEFAULT_DSNS
+    try:
+        dsn, _version = asyncio.run(_first_reachable(dsns))
+    except RuntimeError as error:
+        pytest.fail(
+            "The directory tests need PostgreSQL (a database `test` at 127.0.0.1:5432 "
+            f"with trust auth for `postgres` or `root`, or a DSN in ${DSN_VARIABLE}); "
+            f"none answered: {error}",
+            pytrace=False,
+        )
+    return dsn
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def store(tmp_path: Path, seeded_file: Path) -> AsyncIterator[SqlCatalogueStore]:
+def backend_dsn(backend: str, request: pytest.FixtureRequest) -> str:
+    """The PostgreSQL DSN when this test runs on PostgreSQL, else empty.
+
+    A plain fixture, so the session's server check runs outside the test's event loop.
+    """
+    return str(request.getfixturevalue("postgres_dsn")) if backend == "postgresql" else ""
+
+
+@pytest.fixture
+async def database(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty place of its own for this test, removed afterwards."""
+    if backend == "sqlite":
+        path = tmp_path / "directory.db"
+        yield Database("sqlite", f"sqlite+aiosqlite:///{path}", path=path)
+        return
+    dsn = backend_dsn
+    schema = f"govshare_test_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        parts = urlsplit(dsn)
+        yield Database(
+            "postgresql",
+            parts._replace(scheme="postgresql+asyncpg").geturl(),
+            {"connect_args": {"server_settings": {"search_path": schema}}},
+            dsn=dsn,
+            schema=schema,
+        )
+    finally:
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def seeded(database: Database, seeded_file: Path) -> Database:
+    """The place filled with the builtin catalogue."""
+    if database.path is not None:
+        await asyncio.to_thread(shutil.copyfile, seeded_file, database.path)
+    else:
+        await _seed(database)
+    return database
+
+
+@pytest.fixture
+async def store(seeded: Database) -> AsyncIterator[SqlCatalogueStore]:
     """A store on a fresh copy of the seed, its clock fixed at NOW."""
-    path = tmp_path / "directory.db"
-    await asyncio.to_thread(shutil.copyfile, seeded_file, path)
-    opened = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}", clock=lambda: NOW)
+    opened = seeded.open(clock=lambda: NOW)
     try:
         yield opened
     finally:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import sqlite3
-from pathlib import Path
+from typing import Any
 
 import pytest
 from govshare.directory import (
@@ -377,16 +376,10 @@ INSERT INTO grants VALUES ('g-1', '11330100002482101D', '105001/00001', '["a"]',
 
 
 class TestSchemaUpgrade:
-    async def test_older_directory_file_gains_the_new_columns(self, tmp_path: Path) -> None:
-        """create_schema adds version, delete_time and grant state to an older file."""
-        path = tmp_path / "old.db"
-
-        def make_old() -> None:
-            with sqlite3.connect(path) as conn:
-                conn.executescript(OLD_SCHEMA)
-
-        await asyncio.to_thread(make_old)
-        upgraded = SqlCatalogueStore(f"sqlite+aiosqlite:///{path}")
+    async def test_older_directory_file_gains_the_new_columns(self, database: Any) -> None:
+        """create_schema adds version, delete_time and grant state to an older directory."""
+        await database.run_script(OLD_SCHEMA)
+        upgraded = database.open()
         try:
             await upgraded.create_schema()
             catalogue = await upgraded.load()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from govshare.directory import (
@@ -62,13 +61,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, seeded_file: Path) -> Path:
-    return Path(shutil.copyfile(seeded_file, tmp_path / "directory.db"))
-
-
-@pytest.fixture
-async def store(db_path: Path, clock: Clock) -> AsyncIterator[SqlCatalogueStore]:
-    opened = SqlCatalogueStore(f"sqlite+aiosqlite:///{db_path}", clock=clock)
+async def store(seeded: Any, clock: Clock) -> AsyncIterator[SqlCatalogueStore]:
+    """A store on a fresh copy of the seed (conftest.Database), on the settable clock."""
+    opened = seeded.open(clock=clock)
     try:
         yield opened
     finally:
@@ -106,11 +101,10 @@ class TestCreate:
         assert (app.grant_id, app.decided_by, app.decide_time) == ("", "", None)
         assert await store.get_application(app.application_id) == app
 
-    async def test_due_days_and_holidays_come_from_configuration(self, tmp_path: Path) -> None:
+    async def test_due_days_and_holidays_come_from_configuration(self, database: Any) -> None:
         """A store configured with 2 working days and a holiday uses them."""
         calendar = WorkingCalendar(holidays=frozenset({dt.date(2026, 3, 3)}))
-        configured = SqlCatalogueStore(
-            f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
+        configured = database.open(
             calendar=calendar,
             due_working_days=2,
             clock=lambda: MONDAY,

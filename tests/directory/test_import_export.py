@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,13 +32,10 @@ NEW_DEPARTMENT = "91110108551385082Q"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 
 
-def url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 @pytest.fixture
-async def empty(tmp_path: Path) -> AsyncIterator[SqlCatalogueStore]:
-    opened = SqlCatalogueStore(url(tmp_path / "empty.db"), clock=lambda: NOW)
+async def empty(database: Any) -> AsyncIterator[SqlCatalogueStore]:
+    """An empty store on this test's own database (conftest.Database)."""
+    opened = database.open(clock=lambda: NOW)
     await opened.create_schema()
     try:
         yield opened

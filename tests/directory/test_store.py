@@ -1,29 +1,22 @@
-"""SqlCatalogueStore on a real SQLite file: schema, round trip, replace semantics."""
+"""SqlCatalogueStore on a real database (SQLite and PostgreSQL): schema, round trip,
+replace semantics."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from govshare.directory import Catalogue, SqlCatalogueStore, load_builtin_catalogue
 from sqlalchemy.exc import IntegrityError
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "directory.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqlCatalogueStore]:
-    opened = SqlCatalogueStore(sqlite_url(db_path))
+async def store(database: Any) -> AsyncIterator[SqlCatalogueStore]:
+    """An empty store on this test's own database (conftest.Database)."""
+    opened = database.open()
     await opened.create_schema()
     try:
         yield opened
@@ -37,11 +30,12 @@ def builtin() -> Catalogue:
 
 
 class TestSchema:
-    async def test_create_schema_makes_an_empty_file(
-        self, store: SqlCatalogueStore, db_path: Path
+    async def test_create_schema_makes_an_empty_directory(
+        self, store: SqlCatalogueStore, database: Any
     ) -> None:
-        """create_schema creates the SQLite file and the directory is empty."""
-        assert await asyncio.to_thread(db_path.is_file)
+        """create_schema creates the tables (on SQLite, the file) and the directory is empty."""
+        if database.path is not None:
+            assert await asyncio.to_thread(database.path.is_file)
         assert await store.is_empty()
         loaded = await store.load()
         assert (dict(loaded.departments), dict(loaded.resources), loaded.grants) == ({}, {}, ())
@@ -127,15 +121,15 @@ class TestRoundTrip:
         assert loaded.resources["105001/00001"].version == 2
         assert loaded.grants_for(grant.consumer, grant.resource)[0].valid_until == grant.valid_from
 
-    async def test_survives_reopening(self, db_path: Path, builtin: Catalogue) -> None:
-        """A second store on the same file loads what the first one wrote."""
-        first = SqlCatalogueStore(sqlite_url(db_path))
+    async def test_survives_reopening(self, database: Any, builtin: Catalogue) -> None:
+        """A second store on the same database loads what the first one wrote."""
+        first = database.open()
         try:
             await first.create_schema()
             await first.replace(builtin)
         finally:
             await first.close()
-        second = SqlCatalogueStore(sqlite_url(db_path))
+        second = database.open()
         try:
             assert await second.load() == builtin
         finally:
