@@ -3,9 +3,12 @@ registry simulators on loopback, and a real gateway on port 0 with mTLS."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 from govshare.adapters.simulators import Population, generate_population, start_simulators
 from govshare.gateway import DevPki, Gateway, GatewayConfig
@@ -89,3 +92,47 @@ def no_holder_ids_in(population: Population) -> Callable[[str], None]:
         assert not leaked, f"{len(leaked)} holder ids in clear"
 
     return check
+
+
+# PostgreSQL for the tests that need it (the directory store, the gateway on a
+# PostgreSQL catalogue): 127.0.0.1:5432, database `test`, trust auth as `postgres`
+# or `root`, or a DSN in GOVSHARE_TEST_POSTGRES_DSN. Missing, it fails the tests
+# that need it (never a skip).
+DSN_VARIABLE = "GOVSHARE_TEST_POSTGRES_DSN"
+DEFAULT_DSNS = (
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+)
+
+
+async def _first_reachable(dsns: tuple[str, ...]) -> tuple[str, str]:
+    problems = []
+    for dsn in dsns:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            problems.append(f"{dsn}: {type(error).__name__}: {error}")
+            continue
+        try:
+            version = await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
+        return dsn, str(version)
+    raise RuntimeError("; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The PostgreSQL server the tests use; fails (never skips) when none answers."""
+    configured = os.environ.get(DSN_VARIABLE, "")
+    dsns = (configured,) if configured else DEFAULT_DSNS
+    try:
+        dsn, _version = asyncio.run(_first_reachable(dsns))
+    except RuntimeError as error:
+        pytest.fail(
+            "The directory tests need PostgreSQL (a database `test` at 127.0.0.1:5432 "
+            f"with trust auth for `postgres` or `root`, or a DSN in ${DSN_VARIABLE}); "
+            f"none answered: {error}",
+            pytrace=False,
+        )
+    return dsn

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import shutil
 import sqlite3
 import uuid
@@ -30,11 +29,6 @@ from govshare.directory import SqlCatalogueStore, load_builtin_catalogue
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 
 BACKENDS = ("sqlite", "postgresql")
-DSN_VARIABLE = "GOVSHARE_TEST_POSTGRES_DSN"
-DEFAULT_DSNS = (
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-)
 
 
 @dataclass(frozen=True)
@@ -85,39 +79,6 @@ def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seed") / "directory.db"
     asyncio.run(_seed(Database("sqlite", f"sqlite+aiosqlite:///{path}", path=path)))
     return path
-
-
-async def _first_reachable(dsns: tuple[str, ...]) -> tuple[str, str]:
-    problems = []
-    for dsn in dsns:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-            problems.append(f"{dsn}: {type(error).__name__}: {error}")
-            continue
-        try:
-            version = await conn.fetchval("SHOW server_version")
-        finally:
-            await conn.close()
-        return dsn, str(version)
-    raise RuntimeError("; ".join(problems))
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    """The PostgreSQL server the tests use; fails (never skips) when none answers."""
-    configured = os.environ.get(DSN_VARIABLE, "")
-    dsns = (configured,) if configured else DEFAULT_DSNS
-    try:
-        dsn, _version = asyncio.run(_first_reachable(dsns))
-    except RuntimeError as error:
-        pytest.fail(
-            "The directory tests need PostgreSQL (a database `test` at 127.0.0.1:5432 "
-            f"with trust auth for `postgres` or `root`, or a DSN in ${DSN_VARIABLE}); "
-            f"none answered: {error}",
-            pytrace=False,
-        )
-    return dsn
 
 
 @pytest.fixture(params=BACKENDS)
