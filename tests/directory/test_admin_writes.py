@@ -272,15 +272,7 @@ async def crowded(store: SqlCatalogueStore) -> SqlCatalogueStore:
         )
         for n in range(120)
     ]
-    await store.replace(
-        Catalogue.build(
-            seed.departments.values(),
-            [*seed.resources.values(), *extra],
-            seed.certificate_types.values(),
-            seed.grants,
-            seed.matters.values(),
-        )
-    )
+    await _replace_with_extra_resources(store, seed, extra)
     return store
 
 
@@ -336,15 +328,7 @@ class TestListing:
             dataclasses.replace(resource(n, MARKET, SharingType.UNCONDITIONAL), publish_date=day)
             for n, day in dated.items()
         ]
-        await store.replace(
-            Catalogue.build(
-                seed.departments.values(),
-                [*seed.resources.values(), *extra],
-                seed.certificate_types.values(),
-                seed.grants,
-                seed.matters.values(),
-            )
-        )
+        await _replace_with_extra_resources(store, seed, extra)
         page = await store.list_resources(
             filter="publish_date >= 2025-12-01", order_by="publish_date desc", page_size=100
         )
@@ -389,3 +373,18 @@ class TestSchemaUpgrade:
         assert (department.version, department.delete_time) == (1, None)
         (grant,) = catalogue.grants
         assert (grant.state.value, grant.application_id) == ("ACTIVE", "")
+
+
+async def _replace_with_extra_resources(
+    store: SqlCatalogueStore, seed: Catalogue, extra: list[Resource]
+) -> None:
+    """Write `seed` plus `extra` resources as the whole directory."""
+    await store.replace(
+        Catalogue.build(
+            seed.departments.values(),
+            [*seed.resources.values(), *extra],
+            seed.certificate_types.values(),
+            seed.grants,
+            seed.matters.values(),
+        )
+    )
