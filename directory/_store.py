@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 
 from . import _tables as t
 from ._admin import CatalogueAdmin
@@ -41,6 +41,8 @@ class CatalogueStore(Protocol):
     async def load(self) -> Catalogue: ...
 
     async def replace(self, catalogue: Catalogue) -> None: ...
+
+    async def seed_if_empty(self, catalogue: Catalogue) -> bool: ...
 
     async def revision(self) -> int: ...
 
@@ -109,21 +111,7 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
         """
 
         async def body(tx: Tx) -> None:
-            for table in (t.grants, t.matters, t.certificate_types, t.resources, t.departments):
-                await tx.conn.execute(delete(table))
-            await _insert_all(tx, t.DEPARTMENT, catalogue.departments.values())
-            await _insert_all(tx, t.RESOURCE, catalogue.resources.values())
-            await _insert_all(tx, t.CERTIFICATE_TYPE, catalogue.certificate_types.values())
-            await _insert_all(tx, t.MATTER, catalogue.matters.values())
-            await _insert_all(tx, t.GRANT, catalogue.grants)
-            counts = {
-                "departments": len(catalogue.departments),
-                "resources": len(catalogue.resources),
-                "certificate_types": len(catalogue.certificate_types),
-                "matters": len(catalogue.matters),
-                "grants": len(catalogue.grants),
-            }
-            tx.record("catalogue.replace", "catalogue", None, counts)
+            await _write_whole(tx, catalogue)
 
         await self._mutate(
             actor=actor,
@@ -131,6 +119,30 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
             operation="catalogue.replace",
             request={},
             codec=Codec("none", lambda _: {}, lambda _: None),
+            body=body,
+        )
+
+    async def seed_if_empty(self, catalogue: Catalogue, *, actor: str = "system") -> bool:
+        """Write `catalogue` only if the directory has no departments; True if it did.
+
+        Checked inside the writing transaction, after the writer lock: gateways
+        starting together on one empty database seed it once, and a replica that
+        comes second can never wipe a change made after the first one seeded.
+        """
+
+        async def body(tx: Tx) -> bool:
+            stored = await tx.conn.execute(select(t.departments.c.uscc).limit(1))
+            if stored.first() is not None:
+                return False
+            await _write_whole(tx, catalogue)
+            return True
+
+        return await self._mutate(
+            actor=actor,
+            request_id="",
+            operation="catalogue.seed",
+            request={},
+            codec=Codec("seeded", lambda seeded: {"seeded": seeded}, lambda doc: doc["seeded"]),
             body=body,
         )
 
@@ -209,3 +221,22 @@ async def _insert_all(tx: Tx, kind: t.Kind[_T], items: Any) -> None:
             row[kind.order_column] = number
     if rows:
         await tx.conn.execute(insert(kind.table), rows)
+
+
+async def _write_whole(tx: Tx, catalogue: Catalogue) -> None:
+    """Replace every catalogue table's rows by `catalogue`'s, as one recorded event."""
+    for table in (t.grants, t.matters, t.certificate_types, t.resources, t.departments):
+        await tx.conn.execute(delete(table))
+    await _insert_all(tx, t.DEPARTMENT, catalogue.departments.values())
+    await _insert_all(tx, t.RESOURCE, catalogue.resources.values())
+    await _insert_all(tx, t.CERTIFICATE_TYPE, catalogue.certificate_types.values())
+    await _insert_all(tx, t.MATTER, catalogue.matters.values())
+    await _insert_all(tx, t.GRANT, catalogue.grants)
+    counts = {
+        "departments": len(catalogue.departments),
+        "resources": len(catalogue.resources),
+        "certificate_types": len(catalogue.certificate_types),
+        "matters": len(catalogue.matters),
+        "grants": len(catalogue.grants),
+    }
+    tx.record("catalogue.replace", "catalogue", None, counts)

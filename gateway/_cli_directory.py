@@ -51,7 +51,7 @@ async def _open_store(config: GatewayConfig) -> SqlCatalogueStore:
     await store.create_schema()
     if await store.is_empty():
         # The same first-start seeding as the gateway, so both see one catalogue.
-        await store.replace(load_builtin_catalogue())
+        await store.seed_if_empty(load_builtin_catalogue())
     return store
 
 

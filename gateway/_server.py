@@ -319,5 +319,6 @@ async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Ca
             if config.catalogue_seed
             else load_builtin_catalogue()
         )
-        await store.replace(seed)
+        # Re-checked under the writer lock: another gateway may have seeded meanwhile.
+        await store.seed_if_empty(seed)
     return await store.load()

@@ -57,7 +57,10 @@ class Database:
 
             await asyncio.to_thread(run)
             return
-        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
+        conn = await asyncpg.connect(
+            self.dsn,
+            server_settings={"search_path": self.schema, "application_name": self.schema},
+        )
         try:
             await conn.execute(script)
         finally:
@@ -111,12 +114,26 @@ async def database(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncItera
         yield Database(
             "postgresql",
             parts._replace(scheme="postgresql+asyncpg").geturl(),
-            {"connect_args": {"server_settings": {"search_path": schema}}},
+            # application_name marks this test's connections, so teardown can end
+            # any a failed test left open (idle in a transaction, holding locks).
+            {
+                "connect_args": {
+                    "server_settings": {"search_path": schema, "application_name": schema}
+                }
+            },
             dsn=dsn,
             schema=schema,
         )
     finally:
         try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                schema,
+            )
+            # Bounded: a connection that escaped the net must fail the teardown, not
+            # hang the run (there is no per-test timeout).
+            await admin.execute("SET lock_timeout = '30s'")
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await admin.close()

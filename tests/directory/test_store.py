@@ -50,6 +50,48 @@ class TestSchema:
         assert await store.load() == builtin
 
 
+class TestSeeding:
+    async def test_seed_if_empty_writes_once_and_never_over_a_change(
+        self, store: SqlCatalogueStore, builtin: Catalogue
+    ) -> None:
+        """The first seeding writes the catalogue; a later one (a replica that saw an
+        empty directory a moment ago) leaves it, and a change made in between, alone."""
+        assert await store.seed_if_empty(builtin)
+        uscc, department = next(iter(builtin.departments.items()))
+        await store.replace(
+            dataclasses.replace(
+                builtin,
+                departments={
+                    **builtin.departments,
+                    uscc: dataclasses.replace(department, display_name="改过的名称"),
+                },
+            )
+        )
+        revision = await store.revision()
+        assert not await store.seed_if_empty(builtin)
+        assert (await store.load()).departments[uscc].display_name == "改过的名称"
+        assert await store.revision() == revision
+
+    @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+    async def test_replicas_starting_together_seed_once(
+        self, database: Any, builtin: Catalogue
+    ) -> None:
+        """Four stores on one empty PostgreSQL database seeding at once: exactly one
+        seeds, one revision, one catalogue.replace event."""
+        stores = [database.open() for _ in range(4)]
+        try:
+            await asyncio.gather(*(s.create_schema() for s in stores))
+            seeded = await asyncio.gather(*(s.seed_if_empty(builtin) for s in stores))
+            assert sorted(seeded) == [False, False, False, True]
+            assert await stores[0].revision() == 1
+            events = await stores[0].list_events(filter='action = "catalogue.replace"')
+            assert len(events.items) == 1
+            assert await stores[1].load() == builtin
+        finally:
+            for opened in stores:
+                await opened.close()
+
+
 class TestRoundTrip:
     async def test_replace_then_load_equals_original(
         self, store: SqlCatalogueStore, builtin: Catalogue
