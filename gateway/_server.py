@@ -36,6 +36,7 @@ from ._directory_service import DirectoryServicer
 from ._directory_sync import DirectorySync
 from ._evidence import EvidenceSigner, load_or_create_signer
 from ._exchange import ExchangeServicer
+from ._health import DrainingHealthServicer
 from ._holder import HolderIdProtector
 from ._interceptors import UndecodableRequests
 from ._pki import DevPki
@@ -64,7 +65,7 @@ class Gateway:
         self._audit_reader: AuditReader | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._crl_watch: asyncio.Task[None] | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: DrainingHealthServicer | None = None
         self._sync: DirectorySync | None = None
         self._router: AdapterRouter | None = None
         self._catalogue: Catalogue | None = None
@@ -182,7 +183,7 @@ class Gateway:
             ),
             handlers,
         )
-        health_servicer = self._health = health.aio.HealthServicer()
+        health_servicer = self._health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
         for name in (*_SERVICE_NAMES, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -164,3 +164,35 @@ class TestShutdown:
             health_pb2.HealthCheckResponse.SERVING,
             health_pb2.HealthCheckResponse.NOT_SERVING,
         ]
+
+    async def test_a_health_watch_ends_after_not_serving_so_stopping_need_not_wait(
+        self,
+        gateway_config: Callable[[dict[str, str]], GatewayConfig],
+        simulators: dict[str, str],
+        pki: Pki,
+    ) -> None:
+        """With a minute's grace and a load balancer watching, the watch stream ends
+        normally right after NOT_SERVING (it is not cut off when the grace runs out),
+        so stopping ends with the last call rather than after the whole grace."""
+        config = gateway_config(simulators).replace(shutdown_grace_seconds=60.0)
+        started = Gateway(config)
+        await started.start()
+        gateway = RunningGateway(started, pki)
+        try:
+            async with gateway.channel(pki.land_registry) as channel:
+                watch = health_pb2_grpc.HealthStub(channel).Watch(
+                    health_pb2.HealthCheckRequest(service="")
+                )
+                seen = [(await watch.read()).status]
+                stopping = asyncio.ensure_future(started.stop())
+                seen.append((await watch.read()).status)
+                ended = await watch.read()
+                await stopping
+                code = await watch.code()
+        finally:
+            await started.stop()
+        assert seen == [
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        ]
+        assert (ended, code) == (grpc.aio.EOF, grpc.StatusCode.OK)
