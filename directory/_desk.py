@@ -118,8 +118,13 @@ class ApplicationDesk(StoreCore):
         order_by: str = "",
         page_size: int = 0,
         page_token: str = "",
+        visible: Callable[[SharingApplication], bool] | None = None,
+        visibility: str = "",
     ) -> Page[SharingApplication]:
-        """Oldest first unless ordered; `overdue = true` lists 电子监察's overdue work."""
+        """Oldest first unless ordered; `overdue = true` lists 电子监察's overdue work.
+
+        `visible` and `visibility` restrict the view as in `list_grants`.
+        """
         return paginate(
             t.APPLICATION.collection,
             await self._all_applications(),
@@ -129,6 +134,8 @@ class ApplicationDesk(StoreCore):
             order_by=order_by or "create_time",
             page_size=page_size,
             page_token=page_token,
+            bound=visibility,
+            where=visible,
         )
 
     async def count_overdue(self, *, provider: str = "") -> int:

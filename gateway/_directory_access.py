@@ -184,13 +184,6 @@ def _list_args(request: Any, filter_text: str | None = None) -> dict[str, Any]:
     }
 
 
-def _restrict(caller: Principal, user_filter: str, own: str) -> str:
-    """Departments see only their own items: their filter AND the ownership clause."""
-    if caller.role is not Role.DEPARTMENT:
-        return user_filter
-    return f"({user_filter}) AND ({own})" if user_filter.strip() else f"({own})"
-
-
 # The directory room's generic reasons, renamed to the contract's (DESIGN.md).
 _REASON_ALIASES = {"NOT_FOUND": "RESOURCE_NOT_FOUND", "INVALID_ARGUMENT": "REQUEST_INVALID"}
 

@@ -36,7 +36,6 @@ from ._directory_access import (
     Context,
     DirectoryAccess,
     _list_args,
-    _restrict,
 )
 from ._errors import GovshareError, Reason
 from ._identity import Principal, Role
@@ -396,10 +395,15 @@ class DirectoryServicer(DirectoryAccess, directory_pb2_grpc.DirectoryServiceServ
         self, request: pb.ListSharingApplicationsRequest, context: Context
     ) -> pb.ListSharingApplicationsResponse:
         async def body(caller: Principal) -> pb.ListSharingApplicationsResponse:
-            own = f'consumer = "{caller.name}" OR provider = "{caller.name}"'
-            page = await self._store.list_applications(
-                **_list_args(request, _restrict(caller, request.filter, own))
-            )
+            restriction: dict[str, Any] = {}
+            if caller.role is Role.DEPARTMENT:
+                # Its own applications, as consumer or provider; a predicate rather than
+                # filter text, so the user's filter keeps the whole length limit.
+                restriction = {
+                    "visible": lambda a: caller.name in (a.consumer, a.provider),
+                    "visibility": f"department={caller.name}",
+                }
+            page = await self._store.list_applications(**_list_args(request), **restriction)
             today = self._today()
             return pb.ListSharingApplicationsResponse(
                 sharing_applications=[codec.application_to_pb(a, today) for a in page.items],

@@ -269,6 +269,54 @@ class TestProviderSeesGrantsOnItsResources:
         assert error_info(crossed.value).reason == "PAGE_TOKEN_INVALID"
 
 
+class TestDepartmentsSeeTheirOwnApplications:
+    async def test_consumer_and_provider_see_an_application_and_others_do_not(
+        self, gateway: RunningGateway
+    ) -> None:
+        """The applying and the providing department list an application, a third does
+        not, an administrator does; a department's long filter keeps its whole length
+        limit (the restriction is no filter text), and its page token is its own."""
+        async with gateway.channel(gateway.pki.housing) as channel:
+            applied = await _stub(channel).CreateSharingApplication(
+                pb.CreateSharingApplicationRequest(sharing_application=_application())
+            )
+            again = await _stub(channel).CreateSharingApplication(
+                pb.CreateSharingApplicationRequest(
+                    sharing_application=_application(purpose="公租房复核核验婚姻状况")
+                )
+            )
+        # Long but valid: 1,990 characters of the user's own filter.
+        padded = 'resource != "' + "x" * (1990 - len('resource != ""')) + '"'
+        assert len(padded) == 1990
+        seen: dict[str, list[str]] = {}
+        for who, client in (
+            ("housing", gateway.pki.housing),
+            ("civil", gateway.pki.civil_affairs),
+            ("land", gateway.pki.land_registry),
+            ("admin", gateway.pki.admin),
+        ):
+            async with gateway.channel(client) as channel:
+                listed = await _stub(channel).ListSharingApplications(
+                    pb.ListSharingApplicationsRequest(filter=padded)
+                )
+            seen[who] = [a.name for a in listed.sharing_applications]
+        assert seen["housing"] == seen["civil"] == [applied.name, again.name]
+        assert applied.name not in seen["land"]
+        assert {applied.name, again.name} <= set(seen["admin"])
+        async with gateway.channel(gateway.pki.admin) as channel:
+            first = await _stub(channel).ListSharingApplications(
+                pb.ListSharingApplicationsRequest(page_size=1)
+            )
+        assert first.next_page_token
+        async with gateway.channel(gateway.pki.housing) as channel:
+            crossed = await _refusal(
+                _stub(channel).ListSharingApplications(
+                    pb.ListSharingApplicationsRequest(page_size=1, page_token=first.next_page_token)
+                )
+            )
+        assert error_info(crossed).reason == "PAGE_TOKEN_INVALID"
+
+
 class TestApprovalOfAStaleApplication:
     async def test_no_grant_after_the_resource_became_not_shared(
         self, gateway: RunningGateway
