@@ -130,18 +130,33 @@ def _request(reader: _Reader, value: object, key: str) -> RequestTemplate:
     if method not in _METHODS:
         raise reader.fail(f"{key}.method", f"must be one of {list(_METHODS)}")
     path = reader.template(table.get("path"), f"{key}.path")
-    if not path.startswith("/"):
-        raise reader.fail(f"{key}.path", "must start with '/'")
+    # "//host/x" would read as a network path: another host than the base URL's.
+    if not path.startswith("/") or path.startswith("//"):
+        raise reader.fail(f"{key}.path", "must start with a single '/'")
+    if _CONTROL.search(path):
+        raise reader.fail(f"{key}.path", "must not hold control characters")
     body = table.get("json")
     if body is not None and method != "POST":
         raise reader.fail(f"{key}.json", "a request body needs method POST")
+    headers = reader.pairs(table.get("headers"), f"{key}.headers")
+    for name, text in headers:
+        # A header name is an RFC 9110 token; a CR or LF in either would split the
+        # request (aiohttp refuses it at send time: every lookup would fail).
+        if _TOKEN.fullmatch(name) is None:
+            raise reader.fail(f"{key}.headers.{name}", "is not a valid header name")
+        if _CONTROL.search(text):
+            raise reader.fail(f"{key}.headers.{name}", "must not hold control characters")
     return RequestTemplate(
         method=method,
         path=path,
         query=reader.pairs(table.get("query"), f"{key}.query"),
         json_body=None if body is None else reader.json_template(body, f"{key}.json"),
-        headers=reader.pairs(table.get("headers"), f"{key}.headers"),
+        headers=headers,
     )
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _statuses(reader: _Reader, value: object, key: str) -> frozenset[int]:

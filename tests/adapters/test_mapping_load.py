@@ -118,6 +118,47 @@ class TestDateFormats:
             parse_mapping(document(type="date", format="%Y\x00%m%d"), "f.yaml")
 
 
+class TestRequests:
+    @pytest.mark.parametrize(
+        ("request_doc", "problem"),
+        [
+            ({"path": "//evil.example/r/{holder_id}"}, r"request\.path: must start with a single"),
+            ({"path": "/r/{holder_id}\n"}, r"request\.path: must not hold control"),
+            (
+                {"path": "/r/{holder_id}", "headers": {"X N\n": "1"}},
+                r"request\.headers\.X N\n: is not a valid header name",
+            ),
+            (
+                {"path": "/r/{holder_id}", "headers": {"X-Ok": "a\r\nInjected: 1"}},
+                r"request\.headers\.X-Ok: must not hold control",
+            ),
+        ],
+        ids=["network-path", "newline-in-path", "bad-header-name", "crlf-in-header"],
+    )
+    def test_requests_that_could_not_be_sent_are_refused_on_load(
+        self, request_doc: dict[str, Any], problem: str
+    ) -> None:
+        """A path to another host, or a header or path that would split the request, is
+        refused when the mapping loads, not found out on every lookup."""
+        doc = document()
+        doc["resources"]["R/1"]["request"] = request_doc
+        with pytest.raises(ValueError, match=problem):
+            parse_mapping(doc, "req.yaml")
+
+    def test_ordinary_headers_load(self) -> None:
+        """Token header names with templated values still load."""
+        doc = document()
+        doc["resources"]["R/1"]["request"] = {
+            "path": "/r/{holder_id}",
+            "headers": {"X-Request-Id": "{request_id}", "Accept-Language": "zh-CN"},
+        }
+        mapping = parse_mapping(doc, "req.yaml")
+        assert dict(mapping.resources["R/1"].request.headers) == {
+            "X-Request-Id": "{request_id}",
+            "Accept-Language": "zh-CN",
+        }
+
+
 class TestTimeZones:
     @pytest.mark.parametrize("offset", ["+25:00", "+08:99", "+14:01", "-15:00", "+08:60"])
     def test_offsets_beyond_14_hours_or_60_minutes_are_refused(self, offset: str) -> None:
