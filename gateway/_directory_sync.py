@@ -57,8 +57,8 @@ class DirectorySync:
     async def start(self) -> None:
         self._forwarded = await self._reader.last_directory_event_seq()
         await self.refresh()
-        if self._poll_seconds > 0:
-            self._task = asyncio.create_task(self._watch())
+        # Always: with polling off (0) the watcher still marks expired grants hourly.
+        self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
         """Stop polling and wait for a refresh under way: the store and the log close next.
@@ -104,16 +104,20 @@ class DirectorySync:
             self._forwarded = events[-1].seq
             await asyncio.gather(*(p.wait() for p in pending))
 
-    async def _watch(self) -> None:
+    async def _watch(self, expiry_interval: float = _EXPIRY_INTERVAL_SECONDS) -> None:
+        polling = self._poll_seconds > 0
+        step = self._poll_seconds if polling else expiry_interval
         since_expiry = 0.0
         while True:
-            await asyncio.sleep(self._poll_seconds)
-            since_expiry += self._poll_seconds
+            await asyncio.sleep(step)
+            since_expiry += step
             try:
-                if since_expiry >= _EXPIRY_INTERVAL_SECONDS:
+                expiring = since_expiry >= expiry_interval
+                if expiring:
                     since_expiry = 0.0
                     await self._store.expire_due()
-                await self.refresh()
+                if polling or expiring:
+                    await self.refresh()
             except Exception:
                 # A database hiccup must not stop the watcher; the next poll retries.
                 _log.exception("directory refresh failed")

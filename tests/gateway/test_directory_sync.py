@@ -60,3 +60,50 @@ async def test_stop_waits_for_a_refresh_under_way() -> None:
     await sync.refresh()
     assert len(published) == 1
     assert not store.used_after_close
+
+
+class _ExpiringStore:
+    """Stands in for the store: each expiry run bumps the revision, as a real one does
+    when it marks grants EXPIRED."""
+
+    def __init__(self) -> None:
+        self.expiries = 0
+        self.current = 1
+
+    async def expire_due(self) -> None:
+        self.expiries += 1
+        self.current += 1
+
+    async def revision(self) -> int:
+        return self.current
+
+    async def load(self) -> Any:
+        return object()
+
+    async def events_after(self, seq: int, limit: int) -> list[Any]:
+        return []
+
+
+async def test_with_polling_off_expired_grants_are_still_marked_and_reloaded() -> None:
+    """directory_poll_seconds = 0 turns polling off, not grant expiry: the watcher still
+    runs expiry on its interval and reloads the snapshot it changed."""
+    store = _ExpiringStore()
+    published: list[Any] = []
+    sync = DirectorySync(
+        store=store,  # type: ignore[arg-type]
+        access_log=None,  # type: ignore[arg-type]
+        reader=_Reader(),  # type: ignore[arg-type]
+        publish=published.append,
+        poll_seconds=0,
+    )
+    await sync.refresh()
+    watcher = asyncio.ensure_future(sync._watch(expiry_interval=0.001))
+    try:
+        for _ in range(2000):
+            if store.expiries >= 2 and len(published) >= 3:
+                break
+            await asyncio.sleep(0.001)
+    finally:
+        watcher.cancel()
+    assert store.expiries >= 2
+    assert len(published) >= 3  # the start, then one reload per expiry run
