@@ -36,18 +36,23 @@ class _Reader:
         return 0
 
 
+def _sync(store: Any, published: list[Any], *, poll_seconds: float) -> DirectorySync:
+    """A DirectorySync on a stand-in store; no log is needed (no directory events)."""
+    return DirectorySync(
+        store=store,
+        access_log=None,  # type: ignore[arg-type]
+        reader=_Reader(),  # type: ignore[arg-type]
+        publish=published.append,
+        poll_seconds=poll_seconds,
+    )
+
+
 async def test_stop_waits_for_a_refresh_under_way() -> None:
     """stop() returns only after an in-flight refresh is done, so closing the store
     afterwards can never pull it from under that refresh; later refreshes do nothing."""
     store = _SlowStore()
     published: list[Any] = []
-    sync = DirectorySync(
-        store=store,  # type: ignore[arg-type]
-        access_log=None,  # type: ignore[arg-type]
-        reader=_Reader(),  # type: ignore[arg-type]
-        publish=published.append,
-        poll_seconds=0.01,
-    )
+    sync = _sync(store, published, poll_seconds=0.01)
     task = asyncio.ensure_future(sync.refresh())
     await store.reading.wait()
     stopping = asyncio.ensure_future(sync.stop())
@@ -89,13 +94,7 @@ async def test_with_polling_off_expired_grants_are_still_marked_and_reloaded() -
     runs expiry on its interval and reloads the snapshot it changed."""
     store = _ExpiringStore()
     published: list[Any] = []
-    sync = DirectorySync(
-        store=store,  # type: ignore[arg-type]
-        access_log=None,  # type: ignore[arg-type]
-        reader=_Reader(),  # type: ignore[arg-type]
-        publish=published.append,
-        poll_seconds=0,
-    )
+    sync = _sync(store, published, poll_seconds=0)
     await sync.refresh()
     watcher = asyncio.ensure_future(sync._watch(expiry_interval=0.001))
     try:
