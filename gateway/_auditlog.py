@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ._checkpoint import Checkpoint, NoteSigner
+from ._checkpoint import Checkpoint, CheckpointError, NoteSigner, open_signed_note
 from ._evidence import canonical_json
 from ._merkle import EMPTY_ROOT, MerkleFrontier, leaf_hash
 from ._merkle_store import SqliteNodeStore
@@ -246,6 +246,20 @@ class SqliteAccessLog:
                 f"{self._path} holds {count} entries under indices 0 to {size - 1}: "
                 f"{size - count} were deleted; {_KEEP_FOR_AUDITORS}"
             )
+        # A node left over from a cut tail would fail every later commit that
+        # completes it again; one index seek per level finds any.
+        for level in range(1, 64):
+            row = conn.execute(
+                "SELECT max(idx) FROM merkle_nodes WHERE level = ?", (level,)
+            ).fetchone()
+            if row[0] is None:
+                break
+            if (int(row[0]) + 1) << level > size:
+                raise AccessLogError(
+                    f"{self._path} holds {size} entries but a Merkle tree node covers entries "
+                    f"up to {((int(row[0]) + 1) << level) - 1}: its tail was cut; "
+                    f"{_KEEP_FOR_AUDITORS}"
+                )
         return size
 
     def _latest_checkpoint(
@@ -258,6 +272,17 @@ class SqliteAccessLog:
         if latest is None:
             return None
         checkpoint = SignedCheckpoint(latest[2], self._origin, int(latest[0]), bytes(latest[1]))
+        if self._signer is not None:
+            # Signing on under another key or origin would leave a log that verifies
+            # under neither the pinned key nor the new one.
+            try:
+                open_signed_note(checkpoint.note, [self._signer.verifier()], origin=self._origin)
+            except CheckpointError as error:
+                raise AccessLogError(
+                    f"{self._path}: its latest checkpoint does not verify under this "
+                    f"gateway's checkpoint key and origin {self._origin!r} ({error}); restore "
+                    f"the key file it was signed with, or {_KEEP_FOR_AUDITORS}"
+                ) from None
         if checkpoint.size > size:
             raise AccessLogError(
                 f"{self._path} holds {size} entries but its latest signed checkpoint covers "

@@ -329,6 +329,39 @@ class TestReopenRefusesADamagedFile:
         with pytest.raises(AccessLogError, match="1 were deleted"):
             await self._reopen(path, signer)
 
+    async def test_a_cut_tail_that_left_a_tree_node_behind(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """A last entry deleted with its leaf but not the node it completed does not open
+        (appending would fail every commit that completes that node again)."""
+        await fill(path, 6)
+        with db(path) as conn:
+            conn.execute("DELETE FROM access_log WHERE idx = 5")
+            conn.execute("DELETE FROM merkle_nodes WHERE level = 0 AND idx = 5")
+        with pytest.raises(AccessLogError, match="a Merkle tree node covers entries up to 5"):
+            await self._reopen(path, signer)
+
+    async def test_a_checkpoint_signed_under_another_key(
+        self, path: Path, signer: NoteSigner, tmp_path: Path
+    ) -> None:
+        """A log whose checkpoints another key signed (a lost key file replaced) does not
+        open: signing on would leave a log that verifies under neither key."""
+        await fill(path, 4, signer)
+        other = load_or_create_note_signer(tmp_path / "other.pem", "test.local/access-log")
+        with pytest.raises(AccessLogError, match="restore the key file it was signed with"):
+            await self._reopen(path, other)
+        assert verify(path, signer).ok  # type: ignore[attr-defined]
+
+    async def test_a_checkpoint_signed_for_another_origin(
+        self, path: Path, signer: NoteSigner
+    ) -> None:
+        """Reopening a log under another origin (a changed trust domain) does not open."""
+        await fill(path, 4, signer)
+        log = SqliteAccessLog(path, note_signer=signer, origin="elsewhere.local/access-log")
+        with pytest.raises(AccessLogError, match="origin 'elsewhere.local/access-log'"):
+            await log.open()
+        await log.close()
+
     async def test_another_note_at_a_signed_size_is_refused_not_stored(
         self, path: Path, signer: NoteSigner
     ) -> None:
