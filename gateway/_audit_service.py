@@ -27,6 +27,7 @@ from ._decisions import DecisionRecorder
 from ._errors import GovshareError, Reason, to_grpc_status
 from ._holder import HolderIdProtector, mask_holder_id
 from ._identity import Principal, Role, principal_from_auth_context
+from ._merkle import leaf_hash, verify_consistency, verify_inclusion
 
 __all__ = ["AuditServicer", "ProofSource"]
 
@@ -52,6 +53,8 @@ class ProofSource(Protocol):
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
 
     async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
+
+    async def root(self, size: int) -> bytes: ...
 
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -161,8 +164,16 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if request.page_size < 0:
             _refuse(Reason.REQUEST_INVALID, "page_size must not be negative")
         size = min(request.page_size or _DEFAULT_PAGE, _MAX_PAGE)
-        after = await _decode_token(context, request.page_token, query)
-        rows = await self._reader.search(query, after, size + 1)
+        after, before = await _decode_token(context, request.page_token, query)
+        if not request.page_token:
+            # Pages show the log as it was at the first page: a holder search appends
+            # its own lookup record, which would otherwise page on for ever.
+            before = await self._reader.size()
+        try:
+            rows = await self._reader.search(query, after, size + 1, before_index=before)
+            records = [_record(row) for row in rows[:size]]
+        except LookupError as exc:
+            _damaged(exc)
         if request.holder_id:
             # Looking a person up in the log is itself an access to their data: no
             # answer leaves without its record.
@@ -176,10 +187,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 )
             except GovshareError as error:
                 raise error
-        token = _encode_token(rows[size - 1].index, query) if len(rows) > size else ""
-        return audit_pb2.ListAccessRecordsResponse(
-            access_records=[_record(row) for row in rows[:size]], next_page_token=token
-        )
+        token = _encode_token(rows[size - 1].index, before, query) if len(rows) > size else ""
+        return audit_pb2.ListAccessRecordsResponse(access_records=records, next_page_token=token)
 
     @_logged
     async def GetCheckpoint(
@@ -216,19 +225,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 Reason.REQUEST_INVALID,
                 f"index must be in [0, {size}) for tree size {size}",
             )
-        entry = await self._reader.entry(index)
         try:
+            entry = await self._reader.entry(index)
             if entry is None:
                 raise LookupError(f"entry {index} is missing")
             hashes = await self._proofs.inclusion_proof(index, size)
+            leaf = leaf_hash(entry.leaf)
+            if not verify_inclusion(leaf, index, size, hashes, await self._signed_root(size)):
+                raise LookupError(f"the stored tree does not prove entry {index}")
         except LookupError as exc:
             _damaged(exc)
         return audit_pb2.InclusionProof(
-            index=index,
-            tree_size=size,
-            leaf_hash=hashlib.sha256(b"\x00" + entry.leaf).digest(),
-            hashes=hashes,
-            leaf=entry.leaf,
+            index=index, tree_size=size, leaf_hash=leaf, hashes=hashes, leaf=entry.leaf
         )
 
     @_logged
@@ -243,6 +251,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             _refuse(Reason.REQUEST_INVALID, f"old_size must be in [1, {new_size}]")
         try:
             hashes = await self._proofs.consistency_proof(request.old_size, new_size)
+            old_root = await self._proofs.root(request.old_size)
+            new_root = await self._signed_root(new_size)
+            if not verify_consistency(request.old_size, new_size, old_root, new_root, hashes):
+                raise LookupError(f"the stored tree is not consistent from {request.old_size}")
         except LookupError as exc:
             _damaged(exc)
         return audit_pb2.ConsistencyProof(
@@ -261,7 +273,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             _refuse(Reason.REQUEST_INVALID, f"start_index must be in [0, {end}]")
         position = request.start_index
         while position < end:
-            chunk = await self._reader.entries(position, min(end, position + _EXPORT_CHUNK))
+            try:
+                chunk = await self._reader.entries(position, min(end, position + _EXPORT_CHUNK))
+            except LookupError as exc:
+                _damaged(exc)
             yield audit_pb2.ExportAccessRecordsResponse(
                 entries=[audit_pb2.LogEntry(index=e.index, leaf=e.leaf) for e in chunk]
             )
@@ -314,6 +329,26 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         status = to_grpc_status(error)
         await context.abort(status.code, status.details, status.trailing_metadata)
 
+    async def _signed_root(self, size: int) -> bytes:
+        """Root of the stored tree at `size`, tied to the latest signed checkpoint.
+
+        A proof that fails against what was signed would accuse the log of a fork it
+        did not make: a node altered under the running gateway is damage to report.
+        """
+        checkpoint = await self._proofs.checkpoint(refresh=False)
+        root = await self._proofs.root(size)
+        if size == checkpoint.size:
+            signed = root == checkpoint.root
+        else:
+            proof = await self._proofs.consistency_proof(size, checkpoint.size)
+            signed = verify_consistency(size, checkpoint.size, root, checkpoint.root, proof)
+        if not signed:
+            raise LookupError(
+                f"the stored tree at size {size} does not match the checkpoint signed at "
+                f"{checkpoint.size}"
+            )
+        return root
+
     async def _tree_size(self, context: grpc.aio.ServicerContext[Any, Any], requested: int) -> int:
         checkpoint = await self._proofs.checkpoint(refresh=False)
         if requested == 0:
@@ -362,30 +397,44 @@ def _token_key(query: AccessQuery) -> str:
     return hashlib.sha256(repr(query).encode()).hexdigest()[:16]
 
 
-def _encode_token(index: int, query: AccessQuery) -> str:
-    raw = json.dumps({"after": index, "q": _token_key(query)}).encode()
+def _encode_token(index: int, before: int, query: AccessQuery) -> str:
+    raw = json.dumps({"after": index, "before": before, "q": _token_key(query)}).encode()
     return base64.urlsafe_b64encode(raw).decode()
+
+
+# Our tokens are under 100 characters; anything far longer is not one of them.
+_MAX_TOKEN = 512
 
 
 async def _decode_token(
     context: grpc.aio.ServicerContext[Any, Any], token: str, query: AccessQuery
-) -> int:
+) -> tuple[int, int]:
+    """(after, before) of the page a token asks for; (-1, 0) without a token."""
     if not token:
-        return -1
+        return -1, 0
     try:
+        if len(token) > _MAX_TOKEN:
+            raise ValueError("token too long")
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
         if decoded["q"] != _token_key(query):
             raise ValueError("token for other filters")
-        after = int(decoded["after"])
-        if not -1 <= after < 2**62:
+        after, before = int(decoded["after"]), int(decoded["before"])
+        if not -1 <= after < before < 2**62:
             raise ValueError("index out of range")
-        return after
-    except (ValueError, KeyError, TypeError, OverflowError):
+        return after, before
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         _refuse(Reason.REQUEST_INVALID, "page_token is not valid for these filters")
 
 
 def _record(row: StoredRecord) -> audit_pb2.AccessRecord:
-    data = json.loads(row.leaf)
+    try:
+        return _record_of(row, json.loads(row.leaf))
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        # Only a leaf altered under the gateway fails here: it wrote every one.
+        raise LookupError(f"entry {row.index} is not an access record") from None
+
+
+def _record_of(row: StoredRecord, data: dict[str, Any]) -> audit_pb2.AccessRecord:
     record = audit_pb2.AccessRecord(
         index=row.index,
         consumer=data.get("consumer", ""),

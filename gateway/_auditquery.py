@@ -72,6 +72,13 @@ class StoredRecord:
     leaf: bytes
 
 
+def _stored(index: int, leaf: object) -> StoredRecord:
+    # A leaf edited as TEXT (or anything but a BLOB) under the running gateway.
+    if not isinstance(leaf, bytes):
+        raise LookupError(f"entry {index} is not stored as bytes")
+    return StoredRecord(int(index), leaf)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageStats:
     total: int
@@ -118,15 +125,28 @@ class AuditReader:
 
         await asyncio.to_thread(close)
 
-    async def search(self, query: AccessQuery, after_index: int, limit: int) -> list[StoredRecord]:
+    async def search(
+        self, query: AccessQuery, after_index: int, limit: int, *, before_index: int = 2**63 - 1
+    ) -> list[StoredRecord]:
+        """Up to `limit` records matching `query` with after_index < index < before_index."""
         where, values = query.where()
 
         def work(conn: sqlite3.Connection) -> list[StoredRecord]:
             rows = conn.execute(
-                f"SELECT idx, leaf FROM access_log WHERE idx > ? AND {where} ORDER BY idx LIMIT ?",
-                [after_index, *values, limit],
+                f"SELECT idx, leaf FROM access_log WHERE idx > ? AND idx < ? AND {where} "
+                "ORDER BY idx LIMIT ?",
+                [after_index, before_index, *values, limit],
             )
-            return [StoredRecord(int(i), bytes(leaf)) for i, leaf in rows]
+            return [_stored(i, leaf) for i, leaf in rows]
+
+        return await self._run(work)
+
+    async def size(self) -> int:
+        """Committed entries (one past the highest index)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT max(idx) FROM access_log").fetchone()
+            return 0 if row[0] is None else int(row[0]) + 1
 
         return await self._run(work)
 
@@ -136,7 +156,7 @@ class AuditReader:
                 "SELECT idx, leaf FROM access_log WHERE idx >= ? AND idx < ? ORDER BY idx",
                 (start, end),
             )
-            return [StoredRecord(int(i), bytes(leaf)) for i, leaf in rows]
+            return [_stored(i, leaf) for i, leaf in rows]
 
         return await self._run(work)
 
@@ -176,6 +196,10 @@ class AuditReader:
                 old_size, new_size
             )
         )
+
+    async def root(self, size: int) -> bytes:
+        """Root of the stored tree of the first `size` entries."""
+        return await self._run(lambda conn: SqliteNodeStore(conn, create_table=False).root(size))
 
     async def usage_stats(self, query: AccessQuery) -> UsageStats:
         where, values = query.where()
@@ -251,3 +275,6 @@ class LogProofs:
 
     async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         return await self._reader.consistency_proof(old_size, new_size)
+
+    async def root(self, size: int) -> bytes:
+        return await self._reader.root(size)

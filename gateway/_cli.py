@@ -233,6 +233,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
         # A mistyped key, a missing or mangled file is the auditor's input, not a crash.
         print(f"INVALID: {error}")
         return 2
+    except RecursionError:
+        print("INVALID: an input file is nested too deeply to be what govshare writes")
+        return 2
 
 
 def _audit_verify_checked(args: argparse.Namespace) -> int:
@@ -313,6 +316,12 @@ def _audit_prove_checked(args: argparse.Namespace) -> int:
         proof = SqliteNodeStore(conn, create_table=False).inclusion_proof(args.index, latest.size)
     finally:
         conn.close()
+    # Handing out a proof that fails would accuse the log of a fork it did not make.
+    if not verify_inclusion(leaf_hash(row[0]), args.index, latest.size, proof, latest.root_hash):
+        raise ValueError(
+            f"the stored tree does not prove entry {args.index} under the signed checkpoint: "
+            "the log was altered; run `govshare audit verify`"
+        )
     print(
         json.dumps(
             {
@@ -372,16 +381,16 @@ def _audit_export(args: argparse.Namespace) -> int:
     if not args.db.exists():
         print(f"no audit log at {args.db}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
+        args.out.mkdir(parents=True, exist_ok=True)
         count, notes, key = _export_snapshot(args.db, args.out / "entries.jsonl")
+        (args.out / "checkpoints.json").write_text(json.dumps(notes, indent=2))
     except sqlite3.DatabaseError as error:
         print(f"cannot export: cannot read {args.db}: {error}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as error:
         print(f"cannot export: {error}", file=sys.stderr)
         return 1
-    (args.out / "checkpoints.json").write_text(json.dumps(notes, indent=2))
     print(f"{count} entries and {len(notes)} checkpoints written to {args.out}")
     if key:
         print(f"log key (compare with the one published by the operator): {key}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from pathlib import Path
@@ -57,6 +58,17 @@ async def _traffic(
                     timeout=10,
                 )
     return indices
+
+
+async def _read(stub: audit_pb2_grpc.AuditServiceStub, method: str) -> None:
+    """Call one of the AuditService methods that read leaves."""
+    if method == "ListAccessRecords":
+        await stub.ListAccessRecords(audit_pb2.ListAccessRecordsRequest())
+    elif method == "GetInclusionProof":
+        await stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(index=1))
+    else:
+        async for _ in stub.ExportAccessRecords(audit_pb2.ExportAccessRecordsRequest()):
+            pass
 
 
 class TestRoles:
@@ -420,3 +432,104 @@ class TestExportOfADamagedLog:
             "the access log is damaged (merkle_nodes has no node at level 1, index 0); "
             "operators must verify it",
         ]
+
+    async def test_an_altered_tree_node_is_reported_not_proven(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A tree node changed under the running gateway makes inclusion and consistency
+        proofs AUDIT_UNAVAILABLE: a proof that fails against the signed root would accuse
+        the log of a fork it did not make."""
+        await _traffic(gateway, population, allowed=4, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            checkpoint = await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            assert checkpoint.tree_size >= 4
+            with sqlite3.connect(gateway.audit_db) as conn:
+                conn.execute(
+                    "UPDATE merkle_nodes SET hash = ? WHERE level = 1 AND idx = 0", (bytes(32),)
+                )
+            with pytest.raises(grpc.aio.AioRpcError) as inclusion:
+                await stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(index=2))
+            with pytest.raises(grpc.aio.AioRpcError) as consistency:
+                await stub.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(old_size=3))
+        assert error_info(inclusion.value).reason == "AUDIT_UNAVAILABLE"
+        assert inclusion.value.details() == (
+            "the access log is damaged (the stored tree does not prove entry 2); "
+            "operators must verify it"
+        )
+        assert error_info(consistency.value).reason == "AUDIT_UNAVAILABLE"
+
+    @pytest.mark.parametrize(
+        "method", ["ListAccessRecords", "GetInclusionProof", "ExportAccessRecords"]
+    )
+    async def test_a_leaf_edited_as_text_is_audit_unavailable(
+        self, method: str, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A leaf rewritten as TEXT under the running gateway is damage (AUDIT_UNAVAILABLE),
+        on every method that reads it, not UNKNOWN with a Python exception."""
+        await _traffic(gateway, population, allowed=2, denied=0)
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(refresh=True))
+            with sqlite3.connect(gateway.audit_db) as conn:
+                conn.execute("UPDATE access_log SET leaf = '{\"x\":1}' WHERE idx = 1")
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await _read(stub, method)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
+        assert "entry 1 is not stored as bytes" in raised.value.details()
+
+    async def test_a_leaf_that_is_not_a_record_is_audit_unavailable(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """A leaf replaced by bytes that are no JSON record answers AUDIT_UNAVAILABLE."""
+        await _traffic(gateway, population, allowed=2, denied=0)
+        with sqlite3.connect(gateway.audit_db) as conn:
+            conn.execute("UPDATE access_log SET leaf = x'ff00' WHERE idx = 1")
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await audit_pb2_grpc.AuditServiceStub(channel).ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest()
+                )
+        assert error_info(raised.value).reason == "AUDIT_UNAVAILABLE"
+        assert "entry 1 is not an access record" in raised.value.details()
+
+
+class TestPaging:
+    async def test_paging_a_holder_ends_although_each_page_logs_a_lookup(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """Pages show the log as of the first page: a holder search, which appends its
+        own lookup record under the same holder, ends instead of paging on for ever."""
+        holder = population.persons[0].citizen_id
+        await _traffic(gateway, population, allowed=1, denied=1)
+        seen: list[int] = []
+        token = ""
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            audit = audit_pb2_grpc.AuditServiceStub(channel)
+            for _ in range(10):
+                page = await audit.ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(
+                        holder_id_type="111", holder_id=holder, page_size=1, page_token=token
+                    )
+                )
+                seen.extend(r.index for r in page.access_records)
+                token = page.next_page_token
+                if not token:
+                    break
+        assert token == ""
+        assert len(seen) == 2  # the allowed and the denied call; no lookups of this search
+
+    async def test_a_deeply_nested_or_overlong_page_token_is_request_invalid(
+        self, gateway: RunningGateway
+    ) -> None:
+        """A page token that is no token of ours is REQUEST_INVALID, whatever it holds."""
+        nested = base64.urlsafe_b64encode(b"[" * 200_000).decode()
+        async with gateway.channel(gateway.pki.auditor) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            for token in (nested, "A" * 100_000):
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await stub.ListAccessRecords(
+                        audit_pb2.ListAccessRecordsRequest(page_token=token)
+                    )
+                assert error_info(raised.value).reason == "REQUEST_INVALID"

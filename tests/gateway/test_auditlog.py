@@ -358,7 +358,7 @@ class TestReopenRefusesADamagedFile:
         """Reopening a log under another origin (a changed trust domain) does not open."""
         await fill(path, 4, signer)
         log = SqliteAccessLog(path, note_signer=signer, origin="elsewhere.local/access-log")
-        with pytest.raises(AccessLogError, match="origin 'elsewhere.local/access-log'"):
+        with pytest.raises(AccessLogError, match=r"origin 'elsewhere\.local/access-log'"):
             await log.open()
         await log.close()
 

@@ -377,6 +377,55 @@ class TestAuditCommandsReportBadInputWithoutATraceback:
         assert main(["audit", "prove", "4", "--db", str(db)]) == 1
         assert "entry 4 is missing" in capsys.readouterr().err
 
+    async def test_proving_over_an_altered_tree_node_refuses(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit prove` does not hand out a proof that fails against the signed root
+        (it would accuse the log of a fork); it exits 1 saying the log was altered."""
+        db, _ = await _signed_log(tmp_path, 16)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 0")
+        capsys.readouterr()
+        assert main(["audit", "prove", "2", "--db", str(db)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert "does not prove entry 2 under the signed checkpoint" in captured.err
+
+    @pytest.mark.parametrize("target", ["an existing file", "a path below a file"])
+    async def test_export_to_an_unusable_folder_is_one_line(
+        self, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`audit export --out` naming a file (or a path below one) exits 1, one line."""
+        db, _ = await _signed_log(tmp_path, 3)
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("x")
+        out = blocker if target == "an existing file" else blocker / "sub"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 1
+        assert capsys.readouterr().err.startswith("cannot export: ")
+
+    @pytest.mark.parametrize("which", ["export line", "checkpoints file", "proof file"])
+    async def test_deeply_nested_json_input_exits_2(
+        self, which: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """JSON nested deeper than Python can parse is INVALID input (exit 2), not a crash."""
+        db, key = await _signed_log(tmp_path, 3)
+        out = tmp_path / "export"
+        assert main(["audit", "export", "--db", str(db), "--out", str(out)]) == 0
+        entries, checkpoints = out / "entries.jsonl", out / "checkpoints.json"
+        nested = "[" * 100_000 + "\n"
+        args = ["--export", str(entries), "--checkpoints", str(checkpoints), "--key", key]
+        if which == "export line":
+            entries.write_text(nested)
+        elif which == "checkpoints file":
+            checkpoints.write_text(nested)
+        else:
+            proof = tmp_path / "proof.json"
+            proof.write_text(nested)
+            args = ["--proof", str(proof), "--key", key]
+        capsys.readouterr()
+        assert main(["audit", "verify", *args]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: ")
+
 
 class TestAuditExportOfALiveLog:
     async def test_a_checkpoint_published_during_the_export_is_not_ahead_of_its_entries(
