@@ -223,6 +223,30 @@ def log_access_line(access: CallRecord, outcome: str, reason: str, index: int) -
         )
 
 
+# The exchange methods that write their own access line for every decision.
+_DECIDING_METHODS: Final = frozenset(
+    f"/govshare.exchange.v1.ExchangeService/{name}"
+    for name in ("GetCertificate", "QueryRecord", "ResolveMaterials")
+)
+
+
+def log_refused_before_handler(method: str, consumer: str, reason: str) -> None:
+    """The access line of an exchange decision made before its handler ran: a request
+    that could not be decoded or a revoked certificate (`method` is grpc's full path).
+    Directory and audit calls get theirs from the AccessLines interceptor."""
+    if method in _DECIDING_METHODS and _log.isEnabledFor(logging.INFO):
+        _log.info(
+            _LINE_ENCODER.encode(
+                {
+                    "method": method.rsplit("/", 1)[-1],
+                    "consumer": consumer,
+                    "outcome": "DENIED",
+                    "reason": reason,
+                }
+            )
+        )
+
+
 # Ids the gateway makes up for calls that bring none: a random per-process prefix
 # and a counter. uuid4 read the kernel's random source on every call (~2 % of the
 # loop's time under load); this stays unique across processes and restarts.

@@ -15,10 +15,16 @@ _KEY_BYTES = 32
 
 
 def mask_holder_id(holder_id: str) -> str:
-    """Keep the first four and last four characters: 3604**********0071."""
-    if len(holder_id) <= 8:
-        return "*" * len(holder_id)
-    return holder_id[:4] + "*" * (len(holder_id) - 8) + holder_id[-4:]
+    """Hide at least five characters: 3604**********0071 for 15 or more, 12*****89 below.
+
+    A check character recovers one hidden character, so a 9-character id shown 4+4
+    would be in clear; short ids keep two at each end, ids of 8 or fewer none.
+    """
+    length = len(holder_id)
+    if length <= 8:
+        return "*" * length
+    keep = 4 if length >= 15 else 2
+    return holder_id[:keep] + "*" * (length - 2 * keep) + holder_id[-keep:]
 
 
 class HolderIdProtector:

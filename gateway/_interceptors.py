@@ -12,6 +12,7 @@ import grpc
 
 from ._decisions import DecisionRecorder
 from ._errors import GovshareError, Reason, to_grpc_status
+from ._exchange_call import log_refused_before_handler
 from ._identity import Principal, principal_from_auth_context
 
 __all__ = ["UndecodableRequests"]
@@ -121,5 +122,6 @@ class UndecodableRequests(WrappingInterceptor):
             caller, error = None, unknown
         name = method.rsplit(".", 1)[-1].replace("/", ".")
         await self._decisions.record_denial(name, caller, error)
+        log_refused_before_handler(method, "" if caller is None else caller.label, error.reason)
         status = to_grpc_status(error)
         await context.abort(status.code, status.details, status.trailing_metadata)

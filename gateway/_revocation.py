@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from ._decisions import DecisionRecorder
 from ._errors import GovshareError, Reason, to_grpc_status
+from ._exchange_call import log_refused_before_handler
 from ._interceptors import WrappingInterceptor
 
 __all__ = ["RevocationList", "RevocationListError", "RevokedCertificates"]
@@ -238,5 +239,6 @@ class RevokedCertificates(WrappingInterceptor):
         await self._decisions.record_denial(
             method.rsplit(".", 1)[-1].replace("/", "."), None, error
         )
+        log_refused_before_handler(method, "", error.reason)
         status = to_grpc_status(error)
         await context.abort(status.code, status.details, status.trailing_metadata)

@@ -56,3 +56,29 @@ async def test_a_streamed_export_leaves_one_line_when_it_ends(
         ("AuditService.GetCheckpoint", "OK"),
         ("AuditService.ExportAccessRecords", "OK"),
     ]
+
+
+async def test_exchange_calls_refused_before_their_handler_leave_one_line(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An undecodable GetCertificate (refused by an interceptor, not the exchange
+    handler) still writes its exchange access line; an undecodable directory call
+    writes exactly one line too, not one from each."""
+    caplog.set_level(logging.INFO, logger="govshare.access")
+    async with gateway.channel(gateway.pki.land_registry) as channel:
+        for path in (
+            "/govshare.exchange.v1.ExchangeService/GetCertificate",
+            "/govshare.directory.v1.DirectoryService/GetResource",
+        ):
+            raw = channel.unary_unary(path)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await raw(b"\x0a\x01\xff", timeout=10)  # field 1 = invalid UTF-8
+    lines = access_lines(caplog)
+    assert [
+        (line["method"], line["consumer"], line.get("outcome"), line.get("reason"))
+        for line in lines
+    ] == [
+        ("GetCertificate", LAND_REGISTRY, "DENIED", "REQUEST_INVALID"),
+        ("DirectoryService.GetResource", LAND_REGISTRY, None, None),
+    ]
+    assert lines[1]["code"] == "INVALID_ARGUMENT"

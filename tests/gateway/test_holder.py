@@ -21,14 +21,17 @@ class TestMask:
         [
             (CITIZEN_ID, "3604**********0071"),
             (USCC, "9111**********082Q"),
-            ("123456789", "1234*6789"),
+            ("330106123456789", "3301*******6789"),
+            ("12345678901234", "12**********34"),
+            ("551385082", "55*****82"),
             ("12345678", "********"),
             ("abc", "***"),
             ("", ""),
         ],
     )
-    def test_keeps_first_and_last_four(self, holder_id: str, masked: str) -> None:
-        """Longer ids keep 4+4 characters; ids of 8 or fewer are fully masked."""
+    def test_at_least_five_characters_stay_hidden(self, holder_id: str, masked: str) -> None:
+        """Ids of 15 or more keep 4+4 characters, 9 to 14 keep 2+2, 8 or fewer none: a
+        check character cannot bring a 9-character id (an organisation code) back."""
         assert mask_holder_id(holder_id) == masked
         assert len(mask_holder_id(holder_id)) == len(holder_id)
 

@@ -18,7 +18,7 @@ from govshare.api.directory.v1 import directory_pb2, directory_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2
 from govshare.gateway import Gateway, GatewayConfig, IssuedCertificate
 from govshare.gateway import _revocation as revocation_module
-from support import Pki, RunningGateway, error_info, write_crl
+from support import Pki, RunningGateway, access_lines, error_info, write_crl
 
 BDC_TRANSFER = "330100-BDC-0001"  # covered by the land registry's grants
 
@@ -111,6 +111,22 @@ class TestRevokedCertificate:
             assert refusal.code() == grpc.StatusCode.PERMISSION_DENIED
             assert error_info(refusal).reason == "CALLER_UNKNOWN"
             assert refusal.details() == "the client certificate is revoked"
+
+    async def test_a_refused_exchange_call_leaves_its_access_line(
+        self,
+        crl_gateway: RunningGateway,
+        population: Population,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """An exchange call refused for a revoked certificate writes one access line
+        (DENIED, CALLER_UNKNOWN, no caller named), like a refusal by the handler."""
+        caplog.set_level(logging.INFO, logger="govshare.access")
+        gateway, pki = crl_gateway, crl_gateway.pki
+        await _refusal(_identity_record(gateway, pki.housing, population))
+        lines = access_lines(caplog)
+        assert [(line["method"], line["consumer"], line["reason"]) for line in lines] == [
+            ("GetCertificate", "", "CALLER_UNKNOWN")
+        ]
 
     async def test_every_refusal_reaches_the_audit_log(
         self, crl_gateway: RunningGateway, population: Population
