@@ -56,6 +56,10 @@ from ._clock import (
 from ._config import (
     GatewayConfig,
 )
+from ._datadir import (
+    DataDirInUse,
+    DataDirLock,
+)
 from ._decisions import (
     DecisionRecorder,
 )
@@ -203,6 +207,8 @@ __all__ = [
     "AuditServicer",
     "Checkpoint",
     "CheckpointError",
+    "DataDirInUse",
+    "DataDirLock",
     "Decision",
     "DecisionRecorder",
     "DevPki",

@@ -31,6 +31,7 @@ from ._auditlog import AccessLogError, SqliteAccessLog
 from ._auditquery import AuditReader, LogProofs
 from ._checkpoint import load_or_create_note_signer
 from ._config import GatewayConfig
+from ._datadir import DataDirLock
 from ._decisions import DecisionRecorder
 from ._directory_service import DirectoryServicer
 from ._directory_sync import DirectorySync
@@ -71,6 +72,7 @@ class Gateway:
         self._catalogue: Catalogue | None = None
         self.signer: EvidenceSigner | None = None
         self.port = 0
+        self._data_dir_lock = DataDirLock(config.data_dir)
 
     @property
     def address(self) -> str:
@@ -101,6 +103,7 @@ class Gateway:
     async def _start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._data_dir_lock.acquire()
         pki = DevPki(config.pki_path, config.trust_domain)
         if not pki.exists():
             raise RuntimeError(f"no PKI in {config.pki_path}: run `govshare pki init` first")
@@ -270,6 +273,7 @@ class Gateway:
         if self._store is not None:
             await self._store.close()
             self._store = None
+        self._data_dir_lock.release()
 
     async def serve_until_signalled(self) -> None:
         """Serve until SIGINT or SIGTERM."""
