@@ -23,10 +23,10 @@ from govshare.directory import (
     export_catalogue_yaml,
     import_catalogue_yaml,
     import_resources_csv,
-    load_builtin_catalogue,
 )
 
 from ._config import GatewayConfig
+from ._server import seed_catalogue_store
 
 __all__ = ["add_directory_commands"]
 
@@ -48,10 +48,11 @@ def add_directory_commands(commands: argparse._SubParsersAction[argparse.Argumen
 async def _open_store(config: GatewayConfig) -> SqlCatalogueStore:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = config.open_catalogue_store()
-    await store.create_schema()
-    if await store.is_empty():
-        # The same first-start seeding as the gateway, so both see one catalogue.
-        await store.seed_if_empty(load_builtin_catalogue())
+    try:
+        await seed_catalogue_store(store, config)
+    except BaseException:
+        await store.close()
+        raise
     return store
 
 

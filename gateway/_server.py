@@ -315,8 +315,10 @@ def _generic_handlers_only(server: grpc.aio.Server) -> grpc.aio.Server:
     return cast("grpc.aio.Server", _GenericHandlers(server))
 
 
-async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Catalogue:
-    """Load the directory, seeding an empty store from the configured seed."""
+async def seed_catalogue_store(store: SqlCatalogueStore, config: GatewayConfig) -> None:
+    """Create the directory's tables and seed an empty store from the configured seed
+    (`catalogue_seed`, else the built-in catalogue): the gateway and the directory
+    commands must fill a new store alike, whichever runs first."""
     await store.create_schema()
     if await store.is_empty():
         seed = (
@@ -326,4 +328,9 @@ async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Ca
         )
         # Re-checked under the writer lock: another gateway may have seeded meanwhile.
         await store.seed_if_empty(seed)
+
+
+async def _load_catalogue(store: SqlCatalogueStore, config: GatewayConfig) -> Catalogue:
+    """Load the directory, seeding an empty store from the configured seed."""
+    await seed_catalogue_store(store, config)
     return await store.load()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from govshare.directory import dump_catalogue_yaml, load_builtin_catalogue
 from govshare.gateway import main
 
 
@@ -48,6 +49,25 @@ class TestDirectoryCommands:
         assert "nothing imported" in errors
         assert main(["directory", "export", "--config", str(config)]) == 0
         assert "105009/00001" not in capsys.readouterr().out
+
+    def test_a_new_store_is_seeded_from_catalogue_seed_as_the_gateway_would(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """On a new data_dir, the first directory command seeds the configured
+        `catalogue_seed`, not the built-in catalogue (which the gateway would then
+        find in place and never replace)."""
+        document = yaml.safe_load(dump_catalogue_yaml(load_builtin_catalogue()))
+        document["departments"].append(
+            {"uscc": "12330100MB0000000K", "display_name": "市测试局", "region_code": "330100"}
+        )
+        seed = tmp_path / "seed.yaml"
+        seed.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+        config = tmp_path / "seeded.yaml"
+        config.write_text(
+            yaml.safe_dump({"data_dir": str(tmp_path / "seeded"), "catalogue_seed": str(seed)})
+        )
+        assert main(["directory", "export", "--config", str(config)]) == 0
+        assert "市测试局" in capsys.readouterr().out
 
 
 class TestDirectoryCommandInputErrors:
