@@ -155,6 +155,7 @@ class Gateway:
                 holder_ids=holder_ids,
                 trust_domain=config.trust_domain,
                 default_timeout=config.provider_timeout_seconds,
+                holder_id_exceptions=config.holder_id_exceptions,
             ),
             handlers,
         )
@@ -276,13 +277,32 @@ class Gateway:
         self._data_dir_lock.release()
 
     async def serve_until_signalled(self) -> None:
-        """Serve until SIGINT or SIGTERM."""
-        stop = asyncio.Event()
+        """Serve until SIGINT or SIGTERM, then stop.
+
+        The handlers stay installed while stopping: a second signal (an impatient
+        Ctrl-C) cancels the calls still in their grace, each logged as cancelled,
+        instead of raising KeyboardInterrupt through the half-done shutdown.
+        """
+        signalled = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signalled.set)
         try:
-            await stop.wait()
+            await signalled.wait()
+            signalled.clear()
+            stopping = asyncio.ensure_future(self.stop())
+            again = asyncio.ensure_future(signalled.wait())
+            try:
+                await asyncio.wait((stopping, again), return_when=asyncio.FIRST_COMPLETED)
+                if not stopping.done():
+                    _log.warning("second signal: cancelling the calls still in flight")
+                    server = self._server
+                    if server is not None:
+                        # grpc ends a running stop(grace) early for a later stop(0).
+                        await server.stop(0)
+                await stopping
+            finally:
+                again.cancel()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
