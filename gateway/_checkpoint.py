@@ -334,7 +334,14 @@ def load_or_create_note_signer(path: Path, name: str) -> NoteSigner:
         )
         # If another process created it meanwhile, its key is the one read below.
         create_secret(path, pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as error:
+        # cryptography's own text names neither the file nor what it should hold.
+        raise ValueError(
+            f"{path} is not an unencrypted PEM private key ({error}); restore the "
+            "checkpoint key from its backup"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return NoteSigner(name, key)

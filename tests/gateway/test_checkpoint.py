@@ -352,6 +352,14 @@ class TestLoadOrCreateNoteSigner:
         with pytest.raises(ValueError, match="Ed25519"):
             load_or_create_note_signer(path, "audit.gov.example")
 
+    @pytest.mark.parametrize("content", [b"xx\n", b"-----BEGIN PRIVATE KEY-----\nAAAA\n"])
+    def test_a_damaged_key_file_is_named(self, content: bytes, tmp_path: Path) -> None:
+        """A key file that is not a PEM private key is refused naming the file."""
+        path = tmp_path / "log-note-signing.pem"
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=r"log-note-signing\.pem is not an unencrypted PEM"):
+            load_or_create_note_signer(path, "audit.gov.example")
+
     def test_refuses_invalid_name(self, tmp_path: Path) -> None:
         """Key names with spaces or '+' are refused before any key file is written."""
         for name in ["a b", "a+b", ""]:
