@@ -161,6 +161,7 @@ class SqliteAccessLog:
         self._opened = False
         self._closing = False
         self._failed: AccessLogError | None = None
+        self._failure: asyncio.Future[AccessLogError] | None = None
         self.commits = 0  # transactions committed; for observability and tests
 
     @property
@@ -177,6 +178,7 @@ class SqliteAccessLog:
         except sqlite3.Error as exc:
             raise AccessLogError(f"cannot open access log {self._path}: {exc}") from exc
         self._loop = asyncio.get_running_loop()
+        self._failure = self._loop.create_future()
         self._thread = threading.Thread(
             target=self._run, args=(conn,), name="govshare-access-log", daemon=True
         )
@@ -497,6 +499,12 @@ class SqliteAccessLog:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_settle_checkpoints, waiters, outcome)
 
+    async def failure(self) -> AccessLogError:
+        """Wait until a commit has failed, after which every append fails too."""
+        if self._failure is None:
+            raise AccessLogError("access log is not open")
+        return await asyncio.shield(self._failure)
+
     def _fail(self, batch: list[_Item], exc: Exception) -> None:
         first = batch[0][0]
         error = AccessLogError(f"access log commit failed at index {first}: {exc}")
@@ -508,6 +516,10 @@ class SqliteAccessLog:
             self._queue.clear()
             waiters = self._take_checkpoint_waiters()
         self._resolve(batch, error)
+        assert self._loop is not None
+        assert self._failure is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle_failure, self._failure, error)
         if waiters:
             assert self._loop is not None
             with contextlib.suppress(RuntimeError):
@@ -532,6 +544,11 @@ def _settle(futures: list[asyncio.Future[None]], error: AccessLogError | None) -
             exc = AccessLogError(*error.args)
             exc.__cause__ = error.__cause__
             future.set_exception(exc)
+
+
+def _settle_failure(failure: asyncio.Future[AccessLogError], error: AccessLogError) -> None:
+    if not failure.done():
+        failure.set_result(error)
 
 
 def _settle_checkpoints(

@@ -66,6 +66,7 @@ class Gateway:
         self._audit_reader: AuditReader | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._crl_watch: asyncio.Task[None] | None = None
+        self._failure_watch: asyncio.Future[None] | None = None
         self._health: DrainingHealthServicer | None = None
         self._sync: DirectorySync | None = None
         self._router: AdapterRouter | None = None
@@ -191,6 +192,7 @@ class Gateway:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
         for name in (*_SERVICE_NAMES, ""):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._failure_watch = asyncio.ensure_future(self._not_serving_once_the_log_fails())
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             reflection.aio.ReflectionServicer(
                 (*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -228,6 +230,15 @@ class Gateway:
         assert self._access_log is not None, "gateway not started"
         return self._access_log
 
+    async def _not_serving_once_the_log_fails(self) -> None:
+        """A failed access log fails every call that would append (nearly all): health
+        says NOT_SERVING so that load balancers send calls to another gateway."""
+        error = await self.access_log.failure()
+        _log.error("access log failed, health set to NOT_SERVING: %s", error)
+        if self._health is not None:
+            for name in (*_SERVICE_NAMES, ""):
+                await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
     async def _publish_checkpoints(self, interval: float) -> None:
         """Sign a checkpoint whenever the log has grown, every `interval` seconds."""
         log = self.access_log
@@ -247,12 +258,12 @@ class Gateway:
             # Load balancers watching health stop sending calls while those in
             # flight finish.
             await self._health.enter_graceful_shutdown()
-        for task in (self._checkpointer, self._crl_watch):
+        for task in (self._checkpointer, self._crl_watch, self._failure_watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._checkpointer = self._crl_watch = None
+        self._checkpointer = self._crl_watch = self._failure_watch = None
         if self._server is not None:
             await self._server.stop(self.config.shutdown_grace if grace is None else grace)
             self._server = None

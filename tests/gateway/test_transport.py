@@ -5,6 +5,7 @@ in flight finish and tells health watchers first."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 
 import grpc
@@ -160,6 +161,41 @@ class TestShutdown:
             stopping = asyncio.ensure_future(gateway.gateway.stop())
             seen.append((await watch.read()).status)
             await stopping
+        assert seen == [
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        ]
+
+    async def test_health_turns_not_serving_when_the_access_log_fails(
+        self, gateway: RunningGateway, population: Population
+    ) -> None:
+        """After a commit of the access log fails (every later call would fail too), a
+        health watcher sees NOT_SERVING, so a load balancer sends calls elsewhere."""
+        with sqlite3.connect(gateway.audit_db) as conn:
+            conn.execute(
+                "CREATE TRIGGER fail_inserts BEFORE INSERT ON access_log "
+                "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+            )
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="govshare.exchange.v1.ExchangeService"),
+                timeout=10,
+            )
+            seen = [(await watch.read()).status]
+            with pytest.raises(grpc.aio.AioRpcError):
+                await gateway.exchange(channel).GetCertificate(
+                    exchange_pb2.GetCertificateRequest(
+                        certificate_type="identity_record",
+                        holder=exchange_pb2.Holder(
+                            id_type="111", id=population.persons[0].citizen_id
+                        ),
+                        matter_code="330100-BDC-0001",
+                        purpose="核验",
+                    ),
+                    timeout=10,
+                )
+            seen.append((await watch.read()).status)
+            watch.cancel()
         assert seen == [
             health_pb2.HealthCheckResponse.SERVING,
             health_pb2.HealthCheckResponse.NOT_SERVING,
