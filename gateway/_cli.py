@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from govshare.api.exchange.v1 import exchange_pb2
 
 from ._auditverify import (
     read_export,
@@ -25,7 +28,7 @@ from ._auditverify import (
 from ._checkpoint import CheckpointError, NoteVerifier, open_signed_note
 from ._cli_directory import add_directory_commands
 from ._config import GatewayConfig
-from ._evidence import verify_evidence
+from ._evidence import EvidenceVerification, verify_evidence
 from ._logsetup import configure_logging
 from ._loop import run_with_event_loop
 from ._merkle import leaf_hash, verify_inclusion
@@ -84,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
 
     evidence = commands.add_parser("evidence", help="signed evidence").add_subparsers()
     verify = evidence.add_parser("verify", help="verify evidence offline against a JWKS")
-    verify.add_argument("file", type=Path, help="evidence JSON (with a 'jws' member) or a JWS")
+    verify.add_argument(
+        "file",
+        type=Path,
+        help="an Evidence message in protobuf JSON (a 'jws' member, and any other member "
+        "present must agree with it) or a compact JWS",
+    )
     verify.add_argument("--jwks", type=Path, required=True)
     verify.set_defaults(handler=_evidence_verify)
 
@@ -209,21 +217,70 @@ def _demo(args: argparse.Namespace) -> int:
 def _evidence_verify(args: argparse.Namespace) -> int:
     try:
         text = args.file.read_text("utf-8").strip()
-        token = text
+        token, stored = text, None
         if text.startswith("{"):
-            token = str(json.loads(text)["jws"])
+            stored = _stored_evidence(json.loads(text))
+            token = stored[0].jws
         jwks = json.loads(args.jwks.read_text("utf-8"))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, json_format.Error) as error:
         print(f"INVALID: cannot read the evidence or the key set: {type(error).__name__}: {error}")
         return 2
     result = verify_evidence(token, jwks)
-    if result.valid:
-        print(
-            f"valid: key {result.key_id}, request {result.request_id}, log index {result.log_index}"
-        )
-        return 0
-    print(f"INVALID: {result.reason}")
-    return 1
+    if not result.valid:
+        print(f"INVALID: {result.reason}")
+        return 1
+    # An integrator reads the stored message, not the JWS: a member that says
+    # something the signature does not is as false as a broken signature.
+    mismatched = _mismatched_members(*stored, result) if stored is not None else []
+    if mismatched:
+        print(f"INVALID: MISMATCH ({', '.join(mismatched)})")
+        return 1
+    print(f"valid: key {result.key_id}, request {result.request_id}, log index {result.log_index}")
+    return 0
+
+
+# Evidence fields by either protobuf JSON name (`recordJson` or `record_json`).
+_EVIDENCE_FIELDS: dict[str, FieldDescriptor] = {
+    name: field
+    for field in exchange_pb2.Evidence.DESCRIPTOR.fields
+    for name in (field.name, field.json_name)
+}
+
+
+def _stored_evidence(document: object) -> tuple[exchange_pb2.Evidence, list[str]]:
+    """An Evidence message in protobuf JSON, and the members the file holds besides
+    `jws` (spelt as there, in field-number order)."""
+    if not isinstance(document, dict):
+        raise ValueError("evidence JSON must be an object")
+    # Refused rather than skipped: a member no signature covers could be taken on trust.
+    unknown = [name for name in document if name not in _EVIDENCE_FIELDS]
+    if unknown:
+        raise ValueError(f"not a member of Evidence: {', '.join(map(repr, unknown))}")
+    if "jws" not in document:
+        raise KeyError("jws")
+    message = json_format.ParseDict(document, exchange_pb2.Evidence())
+    present = [name for name in document if name != "jws"]
+    return message, sorted(present, key=lambda name: _EVIDENCE_FIELDS[name].number)
+
+
+def _mismatched_members(
+    message: exchange_pb2.Evidence, present: list[str], result: EvidenceVerification
+) -> list[str]:
+    """The members present that disagree with the verified JWS. A member left out
+    is no claim and is not checked (protobuf JSON omits defaults: a `logIndex` of 0)."""
+    record = result.payload if isinstance(result.payload, dict) else {}
+    agrees = {
+        # The payload as signed, byte for byte: that is what the gateway puts there,
+        # and "the same JSON value" would have to settle duplicate keys and numbers.
+        "record_json": message.record_json.encode("utf-8", "surrogatepass") == result.payload_bytes,
+        "fields": dict(message.fields) == record.get("fields", {}),
+        "request_id": message.request_id == result.request_id,
+        "log_index": message.log_index == result.log_index,
+        "key_id": message.key_id == result.key_id,
+        # `iat` holds whole seconds: the fraction issueTime may add is not signed.
+        "issue_time": message.issue_time.seconds == result.issued_at,
+    }
+    return [name for name in present if not agrees[_EVIDENCE_FIELDS[name].name]]
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

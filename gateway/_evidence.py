@@ -6,19 +6,25 @@ entry point at each other. Anyone holding the published JWKS verifies offline.
 
 The default algorithm is `Ed25519` — EdDSA over Ed25519 under its RFC 9864
 name, which replaces the deprecated polymorphic `EdDSA`; `ES256` is selectable.
+
+One key signs; the JWKS also publishes every earlier evidence key the operator
+keeps (the other algorithm's key file, and `retired/*.pem`), so evidence issued
+before a change of algorithm or key still verifies.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import nacl.bindings
 import rfc8785
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -37,6 +43,8 @@ __all__ = [
     "load_or_create_signer",
     "verify_evidence",
 ]
+
+_log = logging.getLogger("govshare.gateway")
 
 SIGNING_ALGORITHMS = ("Ed25519", "ES256")
 _EVIDENCE_TYPE = "govshare-evidence+jws"
@@ -94,9 +102,13 @@ def _plain(value: Any) -> bool:
 
 
 class EvidenceSigner:
-    """Signs evidence with one active key and publishes the JWKS."""
+    """Signs evidence with one active key and publishes the JWKS: the active key
+    first, then the public half of each key in `published` (earlier keys whose
+    evidence must still verify; they never sign)."""
 
-    def __init__(self, key: OKPKey | ECKey, algorithm: str) -> None:
+    def __init__(
+        self, key: OKPKey | ECKey, algorithm: str, published: Iterable[OKPKey | ECKey] = ()
+    ) -> None:
         if algorithm not in SIGNING_ALGORITHMS:
             raise ValueError(f"unsupported signing algorithm {algorithm!r}")
         self._key = key
@@ -123,7 +135,13 @@ class EvidenceSigner:
         self.key_id = key.thumbprint()
         public = key.as_dict(private=False)
         public.update({"kid": self.key_id, "use": "sig", "alg": algorithm})
-        self._jwks: dict[str, Any] = {"keys": [public]}
+        keys = [public]
+        for earlier in published:
+            entry = _public_jwk(earlier)
+            # A retired copy of the active key (copied, not moved) is listed once.
+            if all(entry["kid"] != listed["kid"] for listed in keys):
+                keys.append(entry)
+        self._jwks: dict[str, Any] = {"keys": keys}
         self._jwks_json = json.dumps(self._jwks, sort_keys=True)
 
     def sign(self, payload: bytes, *, request_id: str, log_index: int, issued_at: int) -> str:
@@ -163,11 +181,25 @@ class EvidenceSigner:
         return self._jwks_json
 
 
+_RETIRED_FOLDER: Final = "retired"
+
+
+def _key_file(folder: Path, algorithm: str) -> Path:
+    return folder / f"evidence-signing-{algorithm.lower()}.pem"
+
+
 def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceSigner:
-    """Load the signing key from `folder` (PEM), creating it on first start."""
+    """Load the signing key from `folder` (PEM), creating it on first start.
+
+    The JWKS also publishes, never to sign with, the key file of the other
+    algorithm if there is one (the key used before a change of `signing_algorithm`)
+    and every `*.pem` in `folder/retired/`, private or public (keys replaced by a
+    rotation). A file there that is not an Ed25519 or P-256 key is a ValueError:
+    evidence the operator means to keep verifiable must not silently stop verifying.
+    """
     if algorithm not in SIGNING_ALGORITHMS:
         raise ValueError(f"unsupported signing algorithm {algorithm!r}")
-    path = folder / f"evidence-signing-{algorithm.lower()}.pem"
+    path = _key_file(folder, algorithm)
     if not path.exists():
         private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey = (
             ed25519.Ed25519PrivateKey.generate()
@@ -187,7 +219,50 @@ def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceS
     key: OKPKey | ECKey = (
         OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
     )
-    return EvidenceSigner(key, algorithm)
+    others = (_key_file(folder, other) for other in SIGNING_ALGORITHMS if other != algorithm)
+    earlier = [file for file in others if file.exists()]
+    earlier += sorted((folder / _RETIRED_FOLDER).glob("*.pem"))
+    signer = EvidenceSigner(key, algorithm, [_published_key(file) for file in earlier])
+    # The operator's check that a rotation kept the old key published.
+    _log.info(
+        "evidence signing key %s (%s); JWKS publishes %d earlier key(s) from %s",
+        signer.key_id,
+        algorithm,
+        len(signer.jwks["keys"]) - 1,
+        ", ".join(file.name for file in earlier) or "no other file",
+    )
+    return signer
+
+
+def _published_key(path: Path) -> OKPKey | ECKey:
+    """The public half of an earlier evidence key, from a private or public PEM file."""
+    pem = path.read_bytes()
+    try:
+        if b"-----BEGIN PUBLIC KEY-----" in pem:
+            public = serialization.load_pem_public_key(pem)
+        else:
+            public = serialization.load_pem_private_key(pem, password=None).public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise ValueError(f"{path}: not a readable evidence signing key: {error}") from error
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return OKPKey.import_key(public)
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
+        return ECKey.import_key(public)
+    raise ValueError(f"{path}: an evidence signing key must be Ed25519 or P-256")
+
+
+def _public_jwk(key: OKPKey | ECKey) -> dict[str, Any]:
+    public = key.as_dict(private=False)
+    # The same kid (RFC 7638 thumbprint) as when the key was active, so evidence
+    # that names it finds it.
+    if public.get("crv") == "Ed25519":
+        algorithm = "Ed25519"
+    elif public.get("crv") == "P-256":
+        algorithm = "ES256"
+    else:
+        raise ValueError("an evidence signing key must be Ed25519 or P-256")
+    public.update({"kid": key.thumbprint(), "use": "sig", "alg": algorithm})
+    return public
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +275,9 @@ class EvidenceVerification:
     log_index: int = -1
     request_id: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+    # Set only when valid: the header's `iat` and the payload exactly as signed.
+    issued_at: int = -1
+    payload_bytes: bytes = b""
 
 
 def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification:
@@ -227,7 +305,17 @@ def verify_evidence(token: str, jwks: Mapping[str, Any]) -> EvidenceVerification
         payload = json.loads(verified.payload)
     except (ValueError, RecursionError):
         return EvidenceVerification(False, "MALFORMED", kid, log_index, request_id)
-    return EvidenceVerification(True, "", kid, log_index, request_id, payload)
+    iat = header.get("iat")
+    return EvidenceVerification(
+        True,
+        "",
+        kid,
+        log_index,
+        request_id,
+        payload,
+        issued_at=iat if type(iat) is int else -1,
+        payload_bytes=verified.payload,
+    )
 
 
 # log_index is an int64 in the reply; request ids are at most 128 characters plus

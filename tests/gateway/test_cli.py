@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from google.protobuf import json_format, timestamp_pb2
+from govshare.adapters.simulators import Population
+from govshare.api.exchange.v1 import exchange_pb2
 from govshare.gateway import (
     SqliteAccessLog,
     canonical_json,
@@ -20,6 +23,7 @@ from govshare.gateway import (
     main,
 )
 from govshare.gateway import _cli as cli
+from support import RunningGateway
 
 
 class TestPki:
@@ -457,3 +461,218 @@ class TestAuditExportOfALiveLog:
         entries, checkpoints = out / "entries.jsonl", out / "checkpoints.json"
         args = ["--export", str(entries), "--checkpoints", str(checkpoints), "--key", key]
         assert main(["audit", "verify", *args]) == 0
+
+
+_ISSUED_AT = 1_795_000_000
+
+
+def _stored_evidence(folder: Path, *, proto_names: bool = False) -> tuple[dict[str, object], Path]:
+    """An Evidence message built as the gateway builds it, in protobuf JSON as an
+    integrator stores it (camelCase members unless `proto_names`), and its JWKS file."""
+    signer = load_or_create_signer(folder / "keys")
+    fields = {"name": "宋飞帆", "marital_status": "已婚"}
+    payload = canonical_json({"request_id": "r1", "fields": fields})
+    token = signer.sign(payload, request_id="r1", log_index=7, issued_at=_ISSUED_AT)
+    evidence = exchange_pb2.Evidence(
+        jws=token,
+        record_json=payload.decode("utf-8"),
+        fields=fields,
+        request_id="r1",
+        log_index=7,
+        key_id=signer.key_id,
+        issue_time=timestamp_pb2.Timestamp(seconds=_ISSUED_AT, nanos=250_000_000),
+    )
+    jwks = folder / "jwks.json"
+    jwks.write_text(signer.jwks_json)
+    stored = json.loads(
+        json_format.MessageToJson(evidence, preserving_proto_field_name=proto_names)
+    )
+    assert isinstance(stored, dict)
+    return stored, jwks
+
+
+def _verify_file(folder: Path, stored: dict[str, object], jwks: Path) -> int:
+    file = folder / "evidence.json"
+    file.write_text(json.dumps(stored, ensure_ascii=False))
+    return main(["evidence", "verify", str(file), "--jwks", str(jwks)])
+
+
+class TestEvidenceVerifyChecksEveryMemberOfTheStoredMessage:
+    @pytest.mark.parametrize("proto_names", [False, True], ids=["json-names", "proto-names"])
+    def test_an_untouched_stored_message_is_valid(
+        self, proto_names: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The whole Evidence message, in either protobuf JSON spelling, verifies."""
+        stored, jwks = _stored_evidence(tmp_path, proto_names=proto_names)
+        assert len(stored) == 7
+        assert _verify_file(tmp_path, stored, jwks) == 0
+        assert capsys.readouterr().out.startswith("valid: key ")
+
+    @pytest.mark.parametrize(
+        ("member", "value"),
+        [
+            (
+                "recordJson",
+                '{"fields":{"marital_status":"未婚","name":"宋飞帆"},"request_id":"r1"}',
+            ),
+            ("fields", {"name": "宋飞帆", "marital_status": "未婚"}),
+            ("fields", {"name": "宋飞帆"}),
+            ("requestId", "r2"),
+            ("logIndex", "8"),
+            ("logIndex", 8),
+            ("keyId", "someone-elses-key"),
+            ("issueTime", "2026-11-18T11:06:41Z"),
+        ],
+        ids=[
+            "recordJson",
+            "fields-changed",
+            "fields-dropped",
+            "requestId",
+            "logIndex",
+            "logIndex-as-number",
+            "keyId",
+            "issueTime",
+        ],
+    )
+    def test_a_member_that_disagrees_with_the_signature_is_a_mismatch(
+        self, member: str, value: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Changing any one member besides `jws` exits 1 with `INVALID: MISMATCH (<member>)`,
+        although the JWS itself is intact."""
+        stored, jwks = _stored_evidence(tmp_path)
+        assert stored[member] != value
+        stored[member] = value
+        assert _verify_file(tmp_path, stored, jwks) == 1
+        assert capsys.readouterr().out == f"INVALID: MISMATCH ({member})\n"
+
+    def test_every_disagreeing_member_is_named_in_field_order(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Several changed members are all named, in the message's field order, spelt
+        as in the file."""
+        stored, jwks = _stored_evidence(tmp_path, proto_names=True)
+        changed = dict(stored, log_index="9", fields={"name": "x"}, record_json="{}")
+        # Reversed, so the order of the output is not just the order of the file.
+        reordered = dict(reversed(list(changed.items())))
+        assert _verify_file(tmp_path, reordered, jwks) == 1
+        assert capsys.readouterr().out == "INVALID: MISMATCH (record_json, fields, log_index)\n"
+
+    def test_record_json_must_be_the_signed_bytes_not_just_the_same_value(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """recordJson is the JWS payload byte for byte: the same record re-indented is
+        a mismatch."""
+        stored, jwks = _stored_evidence(tmp_path)
+        record_json = stored["recordJson"]
+        assert isinstance(record_json, str)
+        stored["recordJson"] = json.dumps(json.loads(record_json), indent=2, ensure_ascii=False)
+        assert _verify_file(tmp_path, stored, jwks) == 1
+        assert capsys.readouterr().out == "INVALID: MISMATCH (recordJson)\n"
+
+    def test_issue_time_may_differ_only_within_the_signed_second(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The header's `iat` has whole seconds: another fraction of the same second
+        agrees with it."""
+        stored, jwks = _stored_evidence(tmp_path)
+        assert stored["issueTime"] == "2026-11-18T11:06:40.250Z"
+        stored["issueTime"] = "2026-11-18T11:06:40.999Z"
+        assert _verify_file(tmp_path, stored, jwks) == 0
+        assert capsys.readouterr().out.startswith("valid: ")
+
+    @pytest.mark.parametrize(
+        "kept", [("jws",), ("jws", "fields"), ("jws", "recordJson", "logIndex")]
+    )
+    def test_members_left_out_are_not_checked(
+        self, kept: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A file with only some members (protobuf JSON omits defaults, and the demo
+        saves `jws` alone) is valid when those agree."""
+        stored, jwks = _stored_evidence(tmp_path)
+        assert _verify_file(tmp_path, {name: stored[name] for name in kept}, jwks) == 0
+        assert capsys.readouterr().out.startswith("valid: ")
+
+    def test_a_broken_signature_is_reported_before_any_member(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With the JWS itself changed there is nothing to compare with: SIGNATURE_INVALID."""
+        stored, jwks = _stored_evidence(tmp_path)
+        header, payload, signature = str(stored["jws"]).split(".")
+        stored["jws"] = f"{header}.{payload}.{signature[::-1]}"
+        stored["logIndex"] = "9"
+        assert _verify_file(tmp_path, stored, jwks) == 1
+        assert capsys.readouterr().out == "INVALID: SIGNATURE_INVALID\n"
+
+    @pytest.mark.parametrize(
+        ("change", "named"),
+        [
+            ({"note": "checked by hand"}, "note"),
+            ({"logIndex": "seven"}, "logIndex"),
+            ({"fields": ["name"]}, "fields"),
+            ({"jws": 7}, "jws"),
+        ],
+        ids=["unknown-member", "bad-index", "fields-not-a-map", "jws-not-text"],
+    )
+    def test_a_file_that_is_not_an_evidence_message_cannot_be_read(
+        self,
+        change: dict[str, object],
+        named: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A member Evidence does not have (no signature covers it) or one of the wrong
+        type exits 2 with a one-line INVALID naming it."""
+        stored, jwks = _stored_evidence(tmp_path)
+        assert _verify_file(tmp_path, {**stored, **change}, jwks) == 2
+        out = capsys.readouterr().out
+        assert out.startswith("INVALID: cannot read the evidence")
+        assert named in out
+        assert len(out.splitlines()) == 1
+
+    def test_deeply_nested_json_cannot_be_read_rather_than_a_traceback(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """JSON nested beyond Python's recursion limit exits 2 with an INVALID line."""
+        _, jwks = _stored_evidence(tmp_path)
+        file = tmp_path / "evidence.json"
+        file.write_text('{"jws": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        assert main(["evidence", "verify", str(file), "--jwks", str(jwks)]) == 2
+        assert capsys.readouterr().out.startswith("INVALID: cannot read the evidence")
+
+    async def test_evidence_from_the_gateway_stored_and_then_altered(
+        self,
+        gateway: RunningGateway,
+        population: Population,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The gateway's own Evidence, saved with MessageToJson, verifies; the same file
+        with the holder made unmarried (fields and recordJson) and another log index is
+        INVALID naming those three members."""
+        person = population.person_with_all_records()
+        async with gateway.channel(gateway.pki.land_registry) as channel:
+            stub = gateway.exchange(channel)
+            evidence = await stub.GetCertificate(
+                exchange_pb2.GetCertificateRequest(
+                    certificate_type="marriage_record",
+                    holder=exchange_pb2.Holder(id_type="111", id=person.citizen_id),
+                    matter_code="330100-BDC-0001",
+                    purpose="不动产转移登记核验卖方身份",
+                ),
+                timeout=10,
+            )
+            reply = await stub.ListSigningKeys(exchange_pb2.ListSigningKeysRequest())
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text(reply.jwks_json)
+        stored = json.loads(json_format.MessageToJson(evidence))
+        assert _verify_file(tmp_path, stored, jwks) == 0
+        assert capsys.readouterr().out.startswith(f"valid: key {evidence.key_id}")
+
+        assert stored["fields"]["marital_status"] == "已婚"
+        stored["fields"]["marital_status"] = "未婚"
+        record = json.loads(stored["recordJson"])
+        record["fields"]["marital_status"] = "未婚"
+        stored["recordJson"] = canonical_json(record).decode("utf-8")
+        stored["logIndex"] = str(evidence.log_index + 1)
+        assert _verify_file(tmp_path, stored, jwks) == 1
+        assert capsys.readouterr().out == "INVALID: MISMATCH (recordJson, fields, logIndex)\n"

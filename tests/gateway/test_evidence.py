@@ -214,14 +214,18 @@ class TestSigningKey:
         assert verify_evidence(sign(first), second.jwks).valid
 
     def test_algorithms_use_separate_keys(self, tmp_path: Path) -> None:
-        """Ed25519 and ES256 keys live in separate files with separate kids."""
-        ed = load_or_create_signer(tmp_path, "Ed25519")
-        es = load_or_create_signer(tmp_path, "ES256")
+        """Ed25519 and ES256 keys live in separate files with separate kids; each
+        signer's JWKS lists its own key first and signs only with it."""
+        ed = load_or_create_signer(tmp_path / "ed", "Ed25519")
+        es = load_or_create_signer(tmp_path / "es", "ES256")
         assert ed.key_id != es.key_id
-        assert len(list(tmp_path.glob("*.pem"))) == 2
         assert ed.jwks["keys"][0]["kty"] == "OKP"
         assert es.jwks["keys"][0]["kty"] == "EC"
         assert verify_evidence(sign(ed), es.jwks).reason == "KEY_UNKNOWN"
+        both = load_or_create_signer(tmp_path / "es", "Ed25519")
+        assert len(list((tmp_path / "es").glob("*.pem"))) == 2
+        assert [key["kid"] for key in both.jwks["keys"]] == [both.key_id, es.key_id]
+        assert header_of(sign(both))["alg"] == "Ed25519"
 
     def test_default_is_ed25519(self, tmp_path: Path) -> None:
         """Without an algorithm the signer uses Ed25519."""
