@@ -216,9 +216,16 @@ def load_or_create_signer(folder: Path, algorithm: str = "Ed25519") -> EvidenceS
             ),
         )
     pem = path.read_bytes()
-    key: OKPKey | ECKey = (
-        OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
-    )
+    try:
+        key: OKPKey | ECKey = (
+            OKPKey.import_key(pem) if algorithm == "Ed25519" else ECKey.import_key(pem)
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        # The library's text names neither the file nor what it should hold.
+        raise ValueError(
+            f"{path} is not an unencrypted PEM {algorithm} private key ({error}); restore "
+            "the evidence signing key from its backup"
+        ) from None
     others = (_key_file(folder, other) for other in SIGNING_ALGORITHMS if other != algorithm)
     earlier = [file for file in others if file.exists()]
     earlier += sorted((folder / _RETIRED_FOLDER).glob("*.pem"))

@@ -237,6 +237,16 @@ class TestSigningKey:
             load_or_create_signer(tmp_path / "keys", "RS256")
         assert list(tmp_path.rglob("*.pem")) == []
 
+    @pytest.mark.parametrize("algorithm", ["Ed25519", "ES256"])
+    def test_a_damaged_key_file_is_refused_naming_the_file(
+        self, algorithm: str, tmp_path: Path
+    ) -> None:
+        """A signing key file that is no PEM private key stops the start naming the file."""
+        path = tmp_path / f"evidence-signing-{algorithm.lower()}.pem"
+        path.write_bytes(b"xx\n")
+        with pytest.raises(ValueError, match=rf"{path.name} is not an unencrypted PEM {algorithm}"):
+            load_or_create_signer(tmp_path, algorithm)
+
 
 class TestCanonicalJson:
     def test_sorted_keys_no_whitespace(self) -> None:
