@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from govshare.directory import SqlCatalogueStore, WorkingCalendar
+from govshare.directory import (
+    HOLDER_ID_TYPE_CITIZEN_ID,
+    HOLDER_ID_TYPE_USCC,
+    SqlCatalogueStore,
+    WorkingCalendar,
+    is_valid_holder_id,
+)
 
+from ._holder import mask_holder_id
 from ._pki import DEFAULT_TRUST_DOMAIN
 
 __all__ = ["GatewayConfig"]
@@ -37,6 +45,20 @@ _TEXT_KEYS = (
     "checkpoint_origin",
     "mapping_dir",
 )
+# Mappings do not fit one environment variable: these keys come from the file only.
+_FILE_ONLY_KEYS = ("registries", "holder_id_exceptions")
+# The shape of each holder id type (GB 32100, GB 11643) without its check rule: an
+# exception may fail the check, never be something else (a typo, the wrong type).
+_HOLDER_ID_SHAPES = {
+    HOLDER_ID_TYPE_USCC: (
+        re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}"),
+        "18 characters: 2 of 0-9 A-Z without I O S V Z, 6 digits, 10 more of that alphabet",
+    ),
+    HOLDER_ID_TYPE_CITIZEN_ID: (
+        re.compile(r"[0-9]{17}[0-9X]"),
+        "18 characters: 17 digits, then a digit or X",
+    ),
+}
 # On SIGTERM a call may still be waiting this long on its registry after the
 # provider timeout, so grace covers the default timeout with a margin.
 _SHUTDOWN_MARGIN_SECONDS = 1.0
@@ -85,6 +107,10 @@ class GatewayConfig:
     # How long calls in flight may finish on SIGTERM; unset means
     # provider_timeout_seconds + 1, so a call waiting on its registry is not cut off.
     shutdown_grace_seconds: float | None = None
+    # Holder id type ("001", "111") -> ids that fail their check character yet were
+    # really issued (DOMAIN.md: a registry's documented exception list); admitted
+    # by the exchange despite the failed check.
+    holder_id_exceptions: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.shutdown_grace_seconds is not None and self.shutdown_grace_seconds < 0:
@@ -142,14 +168,15 @@ class GatewayConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         for name in known:
             variable = _ENV_PREFIX + name.upper()
-            if variable in env and name != "registries":
+            if variable in env and name not in _FILE_ONLY_KEYS:
                 values[name] = env[variable]
-        if _ENV_PREFIX + "REGISTRIES" in env:
-            # A mapping does not fit one variable; ignoring it silently would start a
-            # gateway without the registries the operator meant to give it.
-            raise ValueError(
-                f"{_ENV_PREFIX}REGISTRIES is not read: set registries in the config file"
-            )
+        for name in _FILE_ONLY_KEYS:
+            if _ENV_PREFIX + name.upper() in env:
+                # A mapping does not fit one variable; ignoring it silently would start a
+                # gateway without the registries or exceptions the operator meant to give it.
+                raise ValueError(
+                    f"{_ENV_PREFIX}{name.upper()} is not read: set {name} in the config file"
+                )
         unknown = set(values) - set(known)
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
@@ -190,7 +217,51 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             coerced[name] = tuple(str(day).strip() for day in items if str(day).strip())
     if "registries" in coerced:
         coerced["registries"] = {str(k): str(v) for k, v in dict(coerced["registries"]).items()}
+    if "holder_id_exceptions" in coerced:
+        coerced["holder_id_exceptions"] = _holder_id_exceptions(coerced["holder_id_exceptions"])
     return coerced
+
+
+def _holder_id_exceptions(value: object) -> dict[str, frozenset[str]]:
+    """The exception lists by holder id type; a ValueError naming the key otherwise.
+
+    Errors show ids masked: a configuration error ends up in logs and tickets.
+    """
+    key = "holder_id_exceptions"
+    if not isinstance(value, Mapping):
+        raise ValueError(f'{key}: expected a mapping of holder id type ("001", "111") to ids')
+    lists: dict[str, frozenset[str]] = {}
+    for id_type, ids in value.items():
+        if id_type not in _HOLDER_ID_SHAPES:
+            # YAML reads an unquoted 001 as the number 1: say how to write it. A longer
+            # key may be an id put one level too high, so it is shown masked.
+            text = str(id_type)
+            shown = repr(id_type) if len(text) <= 3 else mask_holder_id(text)
+            raise ValueError(
+                f'{key}: id type {shown} is not "001" (USCC) or "111" (citizen id);'
+                " quote it in YAML"
+            )
+        name = f"{key}.{id_type}"
+        if not isinstance(ids, list | tuple):
+            raise ValueError(f"{name}: expected a list of ids")
+        shape, described = _HOLDER_ID_SHAPES[id_type]
+        for holder_id in ids:
+            if not isinstance(holder_id, str):
+                # An all-digit citizen id unquoted in YAML is read as a number.
+                raise ValueError(f"{name}: {mask_holder_id(str(holder_id))} must be quoted text")
+            if shape.fullmatch(holder_id) is None:
+                raise ValueError(
+                    f"{name}: {mask_holder_id(holder_id)} does not have the shape of the id"
+                    f" type ({described})"
+                )
+            if is_valid_holder_id(id_type, holder_id):
+                # Not an exception: listing it hides a typo in the list or a wrong type.
+                raise ValueError(
+                    f"{name}: {mask_holder_id(holder_id)} passes its check rule;"
+                    " list only ids that fail it"
+                )
+        lists[id_type] = frozenset(ids)
+    return lists
 
 
 _N = TypeVar("_N", int, float)

@@ -11,7 +11,8 @@ import asyncio
 import datetime as _dt
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -95,6 +96,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         default_timeout: float,
         clock: Callable[[], _dt.datetime] = utc_now,
         local_timezone: _dt.tzinfo = CHINA_STANDARD_TIME,
+        holder_id_exceptions: Mapping[str, AbstractSet[str]] | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._adapters = adapters
@@ -107,6 +109,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         # Grant validity dates are calendar days where the directory keeps them
         # (Beijing time): between 00:00 and 08:00 the UTC date is still yesterday.
         self._timezone = local_timezone
+        self._holder_id_exceptions = holder_id_exceptions or {}
 
     async def GetCertificate(
         self,
@@ -282,7 +285,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             now.astimezone(self._timezone).date(),
         )
         access.grant_ids = decision.grant_ids
-        check_holder(holder, expected_id_type)
+        check_holder(holder, expected_id_type, self._holder_id_exceptions)
         fields = await self._lookup(context, access, decision, holder)
         access.fields_returned = tuple(fields)
         payload = canonical_json(evidence_record(access, decision, holder, fields, now))

@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -164,7 +165,13 @@ def check_holder_length(holder: exchange_pb2.Holder) -> None:
         )
 
 
-def check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> None:
+def check_holder(
+    holder: exchange_pb2.Holder,
+    expected_id_type: str | None,
+    exceptions: Mapping[str, AbstractSet[str]],
+) -> None:
+    """Refuse a holder id of the wrong type or failing its check rule, unless it is
+    in `exceptions` (id type -> ids really issued with a bad check character)."""
     if expected_id_type is not None and holder.id_type != expected_id_type:
         raise GovshareError(
             Reason.HOLDER_ID_INVALID,
@@ -172,6 +179,9 @@ def check_holder(holder: exchange_pb2.Holder, expected_id_type: str | None) -> N
             expected_id_type=expected_id_type,
         )
     if not is_valid_holder_id(holder.id_type, holder.id):
+        # Consulted only once the check has failed, so valid ids pay nothing for it.
+        if holder.id in exceptions.get(holder.id_type, ()):
+            return
         raise GovshareError(
             Reason.HOLDER_ID_INVALID,
             "holder id fails its check rule (GB 11643 for 111, GB 32100 for 001)",

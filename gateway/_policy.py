@@ -1,5 +1,7 @@
 """The access decision: may this caller have these data items of this resource
-for this matter today? Pure function of an in-memory catalogue snapshot."""
+for this matter today? Pure function of an in-memory catalogue snapshot.
+
+The matter must be one the snapshot holds (not deleted) for either sharing type."""
 
 from __future__ import annotations
 
@@ -69,6 +71,16 @@ def decide(
             "the resource has no such data items",
             resource=resource.code,
             fields=name_list(unknown),
+        )
+    # Every access is for a 政务服务事项 of the catalogue, whatever the sharing type: a
+    # deleted (abolished) or made-up matter must neither open a grant that still names
+    # it nor be written into the audit log as the reason data was handed out.
+    if catalogue.matter(matter_code) is None:
+        raise GovshareError(
+            Reason.MATTER_NOT_COVERED,
+            "the catalogue has no such matter (unknown or deleted)",
+            resource=resource.code,
+            matter_code=matter_code,
         )
     if resource.sharing_type is SharingType.UNCONDITIONAL:
         fields = tuple(requested_fields) or resource.data_item_names

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from govshare.gateway import DEFAULT_TRUST_DOMAIN, GatewayConfig
+from govshare.gateway import DEFAULT_TRUST_DOMAIN, GatewayConfig, mask_holder_id
 
 
 def write(tmp_path: Path, content: object) -> Path:
@@ -222,3 +222,115 @@ class TestExampleFile:
                 assert getattr(config, field.name) == getattr(GatewayConfig(), field.name), (
                     field.name
                 )
+
+
+class TestHolderIdExceptions:
+    USCC = "91330106MA27XL1230"  # USCC shape, fails the GB 32100 check character
+    CITIZEN = "360426199101010072"  # citizen id shape, fails the GB 11643 check character
+
+    def load(self, tmp_path: Path, text: str) -> GatewayConfig:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(text, "utf-8")
+        return GatewayConfig.load(path, environ={})
+
+    def refusal(self, tmp_path: Path, text: str) -> str:
+        # Every refusal names the key, so an operator knows where to look.
+        with pytest.raises(ValueError, match="holder_id_exceptions") as raised:
+            self.load(tmp_path, text)
+        message = str(raised.value)
+        # Config errors reach logs and tickets: an id is only ever shown masked.
+        assert self.USCC not in message
+        assert self.CITIZEN not in message
+        return message
+
+    def test_unset_means_no_exceptions(self) -> None:
+        """By default every id must pass its check rule: the lists are empty."""
+        assert dict(GatewayConfig.load(None, environ={}).holder_id_exceptions) == {}
+
+    def test_lists_by_holder_id_type_load_as_sets(self, tmp_path: Path) -> None:
+        """A mapping of quoted id type to a list of ids loads as frozensets per type."""
+        config = self.load(
+            tmp_path,
+            f'holder_id_exceptions:\n  "001": [{self.USCC}]\n  "111": ["{self.CITIZEN}"]\n',
+        )
+        assert dict(config.holder_id_exceptions) == {
+            "001": frozenset({self.USCC}),
+            "111": frozenset({self.CITIZEN}),
+        }
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("holder_id_exceptions: [a]", "holder_id_exceptions: expected a mapping"),
+            ("holder_id_exceptions: null", "holder_id_exceptions: expected a mapping"),
+            ('holder_id_exceptions: {"001": x}', "holder_id_exceptions.001: expected a list"),
+            ('holder_id_exceptions: {"002": []}', "id type '002' is not \"001\""),
+        ],
+    )
+    def test_a_wrong_type_names_its_key(self, tmp_path: Path, text: str, message: str) -> None:
+        """A value of the wrong type is a ValueError naming the key (and the id type)."""
+        assert message in self.refusal(tmp_path, text + "\n")
+
+    def test_an_unquoted_id_type_is_explained(self, tmp_path: Path) -> None:
+        """YAML reads `001:` as the number 1; the error says to quote it."""
+        message = self.refusal(tmp_path, f"holder_id_exceptions:\n  001: [{self.USCC}]\n")
+        assert "id type 1 is not" in message
+        assert "quote it" in message
+
+    def test_an_id_used_as_the_type_is_masked(self, tmp_path: Path) -> None:
+        """An id written one level too high is named masked, never in clear."""
+        message = self.refusal(tmp_path, f"holder_id_exceptions:\n  {self.USCC}: []\n")
+        assert mask_holder_id(self.USCC) in message
+
+    def test_an_unquoted_citizen_id_is_refused_masked(self, tmp_path: Path) -> None:
+        """An all-digit citizen id unquoted in YAML is a number: refused, shown masked."""
+        message = self.refusal(tmp_path, f'holder_id_exceptions: {{"111": [{self.CITIZEN}]}}\n')
+        assert (
+            f"holder_id_exceptions.111: {mask_holder_id(self.CITIZEN)} must be quoted text"
+            in message
+        )
+
+    @pytest.mark.parametrize(
+        ("id_type", "holder_id"),
+        [
+            ("001", "91330106MA27XL123"),  # 17 characters
+            ("001", "91330106MA27XL12300"),  # 19 characters
+            ("001", "91330106MI27XL1230"),  # I is not in the GB 32100 alphabet
+            ("001", "91330106ma27xl1230"),  # lower case
+            ("001", "913301A6MA27XL1230"),  # a letter in the 6-digit division code
+            ("111", "36042619910101007Y"),  # check character other than a digit or X
+            ("111", "36042619910101007x"),  # lower-case x
+            ("111", "3604261991010100"),  # 16 characters
+            ("111", "91330106MA27XL1230"),  # a USCC listed as a citizen id
+        ],
+    )
+    def test_an_entry_must_have_the_shape_of_its_id_type(
+        self, tmp_path: Path, id_type: str, holder_id: str
+    ) -> None:
+        """Length and alphabet are checked; an entry of another shape is refused, masked."""
+        message = self.refusal(
+            tmp_path, f'holder_id_exceptions: {{"{id_type}": ["{holder_id}"]}}\n'
+        )
+        assert f"holder_id_exceptions.{id_type}: " in message
+        assert "does not have the shape" in message
+        assert holder_id not in message
+
+    def test_an_id_that_passes_its_check_is_not_an_exception(self, tmp_path: Path) -> None:
+        """Listing a valid id is refused: it hints at a typo or a misplaced entry."""
+        message = self.refusal(tmp_path, 'holder_id_exceptions: {"001": ["91110108551385082Q"]}\n')
+        assert "passes its check rule" in message
+        assert "91110108551385082Q" not in message
+
+    def test_an_impossible_birth_date_is_a_failed_check_the_list_may_admit(
+        self, tmp_path: Path
+    ) -> None:
+        """The GB 11643 rule includes a real birth date; an issued id failing that part
+        is an exception like a bad check character (the shape still holds)."""
+        impossible = "360426199102300071"  # 30 February
+        config = self.load(tmp_path, f'holder_id_exceptions: {{"111": ["{impossible}"]}}\n')
+        assert config.holder_id_exceptions["111"] == frozenset({impossible})
+
+    def test_the_environment_cannot_carry_the_lists(self) -> None:
+        """GOVSHARE_HOLDER_ID_EXCEPTIONS is refused, not ignored, like GOVSHARE_REGISTRIES."""
+        with pytest.raises(ValueError, match="GOVSHARE_HOLDER_ID_EXCEPTIONS is not read"):
+            GatewayConfig.load(None, environ={"GOVSHARE_HOLDER_ID_EXCEPTIONS": "001=x"})

@@ -75,6 +75,21 @@ def with_grants(catalogue: Catalogue, *extra: Grant) -> Catalogue:
         catalogue.resources.values(),
         catalogue.certificate_types.values(),
         [*catalogue.grants, *extra],
+        catalogue.matters.values(),
+    )
+
+
+def with_matter_deleted(catalogue: Catalogue, code: str) -> Catalogue:
+    """The catalogue after an administrator's DeleteMatter (soft: the matter stays, marked)."""
+    deleted = dataclasses.replace(
+        catalogue.matters[code], delete_time=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    )
+    return Catalogue.build(
+        catalogue.departments.values(),
+        catalogue.resources.values(),
+        catalogue.certificate_types.values(),
+        catalogue.grants,
+        [deleted, *(m for c, m in catalogue.matters.items() if c != code)],
     )
 
 
@@ -84,7 +99,7 @@ class TestUnconditional:
         self, catalogue: Catalogue, caller: str
     ) -> None:
         """An UNCONDITIONAL resource hands every active department all items, no grant."""
-        decision = run(catalogue, dept(caller), LICENCE, matter="any-matter")
+        decision = run(catalogue, dept(caller), LICENCE, matter=ZF_MATTER)
         assert decision.fields == catalogue.resources[LICENCE].data_item_names
         assert len(decision.fields) == 10
         assert decision.grant_ids == ()
@@ -232,6 +247,7 @@ class TestDenials:
             [unpublished, *(r for c, r in catalogue.resources.items() if c != LICENCE)],
             catalogue.certificate_types.values(),
             catalogue.grants,
+            catalogue.matters.values(),
         )
         error = denial(patched, dept(HOUSING), LICENCE)
         assert error.reason is Reason.RESOURCE_NOT_SHARED
@@ -266,6 +282,63 @@ class TestDenials:
         error = denial(catalogue, dept(LAND_REGISTRY), IDENTITY, ["name", "salary"])
         assert error.reason is Reason.FIELD_UNKNOWN
         assert error.metadata == {"resource": IDENTITY, "fields": "salary"}
+
+
+class TestMatterInCatalogue:
+    """The matter code must name a matter the catalogue holds, for every sharing type."""
+
+    BDC_0002 = "330100-BDC-0002"  # named by grant g-bdc-identity
+
+    def test_deleted_matter_no_longer_opens_the_grant_naming_it(self, catalogue: Catalogue) -> None:
+        """After DeleteMatter, a grant that still lists the matter serves nothing for it:
+        MATTER_NOT_COVERED, saying the catalogue has no such matter."""
+        assert run(catalogue, dept(LAND_REGISTRY), IDENTITY, matter=self.BDC_0002).grant_ids
+        patched = with_matter_deleted(catalogue, self.BDC_0002)
+        error = denial(patched, dept(LAND_REGISTRY), IDENTITY, matter=self.BDC_0002)
+        assert error.reason is Reason.MATTER_NOT_COVERED
+        assert "catalogue has no such matter" in error.message
+        assert error.metadata == {"resource": IDENTITY, "matter_code": self.BDC_0002}
+
+    def test_deleting_one_matter_leaves_the_grants_other_matters(
+        self, catalogue: Catalogue
+    ) -> None:
+        """The grant still serves the matters it names that the catalogue keeps."""
+        patched = with_matter_deleted(catalogue, self.BDC_0002)
+        assert run(patched, dept(LAND_REGISTRY), IDENTITY, matter=BDC_MATTER).grant_ids == (
+            "g-bdc-identity",
+        )
+
+    @pytest.mark.parametrize("matter", ["x", "any-matter", "330100-XX-9999"])
+    def test_unconditional_resource_refuses_a_made_up_matter(
+        self, catalogue: Catalogue, matter: str
+    ) -> None:
+        """No grant is involved, yet a matter code the catalogue does not hold is refused,
+        so the audit log never records an access for a made-up matter."""
+        error = denial(catalogue, dept(HOUSING), LICENCE, matter=matter)
+        assert error.reason is Reason.MATTER_NOT_COVERED
+        assert "catalogue has no such matter" in error.message
+        assert error.metadata == {"resource": LICENCE, "matter_code": matter}
+
+    def test_unconditional_resource_refuses_a_deleted_matter(self, catalogue: Catalogue) -> None:
+        """A deleted matter is refused on an UNCONDITIONAL resource as well."""
+        patched = with_matter_deleted(catalogue, ZF_MATTER)
+        error = denial(patched, dept(HOUSING), LICENCE, matter=ZF_MATTER)
+        assert error.reason is Reason.MATTER_NOT_COVERED
+
+    def test_unconditional_resource_serves_any_catalogued_matter(
+        self, catalogue: Catalogue
+    ) -> None:
+        """UNCONDITIONAL needs no grant: every matter of the catalogue is accepted."""
+        for matter in catalogue.matters:
+            assert run(catalogue, dept(HOUSING), LICENCE, matter=matter).fields
+
+    def test_conditional_refuses_a_made_up_matter_even_without_a_grant(
+        self, catalogue: Catalogue
+    ) -> None:
+        """The matter is checked before the grants, so the reason does not depend on them."""
+        error = denial(catalogue, dept(HOUSING), MARRIAGE, matter="x")
+        assert error.reason is Reason.MATTER_NOT_COVERED
+        assert "catalogue has no such matter" in error.message
 
 
 class TestAuthorizeDepartment:
