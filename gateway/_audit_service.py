@@ -12,7 +12,8 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, NoReturn, Protocol, TypeAlias, TypeVar, cast
 
 import grpc
@@ -118,7 +119,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         proofs: ProofSource,
         holder_ids: HolderIdProtector,
         trust_domain: str,
+        holder_id_exceptions: Mapping[str, AbstractSet[str]] | None = None,
     ) -> None:
+        # The exchange admits these ids despite a failed check: auditors must be able
+        # to search the log for them.
+        self._holder_id_exceptions = holder_id_exceptions or {}
         self._decisions = decisions
         self._reader = reader
         self._proofs = proofs
@@ -134,7 +139,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         caller = await self._require(context, "ListAccessRecords", Role.AUDITOR)
         if request.holder_id and not request.holder_id_type:
             _refuse(Reason.REQUEST_INVALID, "holder_id needs holder_id_type")
-        if request.holder_id and not is_valid_holder_id(request.holder_id_type, request.holder_id):
+        if (
+            request.holder_id
+            and not is_valid_holder_id(request.holder_id_type, request.holder_id)
+            and request.holder_id not in self._holder_id_exceptions.get(request.holder_id_type, ())
+        ):
             # Refused like the exchange refuses it, and logged as every refusal is.
             error = GovshareError(
                 Reason.HOLDER_ID_INVALID,

@@ -14,7 +14,7 @@ Errors reach callers as `google.rpc.Status` with one `ErrorInfo`
     GRANT_EXPIRED          PERMISSION_DENIED    the caller's grants are outside validity
     FIELD_NOT_GRANTED      PERMISSION_DENIED    a requested data item is not granted
     FIELD_UNKNOWN          INVALID_ARGUMENT     a requested data item is not in the resource
-    MATTER_NOT_COVERED     PERMISSION_DENIED    no valid grant covers the matter code
+    MATTER_NOT_COVERED     PERMISSION_DENIED    no such matter, or no valid grant covers it
     CONSENT_REQUIRED       PERMISSION_DENIED    holder consent needed and missing (*)
     CONSENT_INVALID        PERMISSION_DENIED    consent token bad, expired or for another use (*)
     QUOTA_EXCEEDED         RESOURCE_EXHAUSTED   the caller's quota is used up (*)

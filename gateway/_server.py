@@ -185,6 +185,7 @@ class Gateway:
                 proofs=LogProofs(self._access_log, self._audit_reader),
                 holder_ids=holder_ids,
                 trust_domain=config.trust_domain,
+                holder_id_exceptions=config.holder_id_exceptions,
             ),
             handlers,
         )

@@ -49,7 +49,7 @@ async def test_an_allowed_and_a_denied_call_each_leave_one_masked_json_line(
     assert denied["request_id"] == "line-test-2"
     assert denied["outcome"] == "DENIED"
     assert denied["consumer"] == LAND_REGISTRY
-    # The seed grant g-bdc-identity covers only the 330100-BDC matters.
+    # 000000-NOPE-0000 is no matter of the catalogue: it opens no grant.
     assert denied["reason"] == "MATTER_NOT_COVERED"
     assert int(str(denied["log_index"])) == evidence.log_index + 1
     for line in (allowed, denied):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import grpc
 import pytest
 from govshare.adapters import LookupRequest, ProviderRecord
+from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
 from govshare.api.exchange.v1 import exchange_pb2
 from govshare.directory import is_valid_citizen_id, is_valid_uscc
 from govshare.gateway import Gateway, GatewayConfig, GovshareError, Reason
@@ -191,3 +192,39 @@ class TestCheckHolder:
         """Ids passing their check are admitted with empty lists."""
         check_holder(exchange_pb2.Holder(id_type="001", id="91110108551385082Q"), "001", {})
         check_holder(exchange_pb2.Holder(id_type="111", id="360426199101010071"), "111", {})
+
+
+async def test_auditors_can_search_the_log_for_a_listed_holder(
+    gateway_config: Callable[[dict[str, str]], GatewayConfig], pki: Pki
+) -> None:
+    """ListAccessRecords' holder filter admits the listed id as the exchange does: the
+    access to that holder is found; an unlisted failing id is still refused."""
+    registry = _public_security()
+    config = gateway_config({}).replace(holder_id_exceptions=EXCEPTIONS)
+    async with Gateway(config, adapters=[registry]) as started:
+        gw = RunningGateway(started, pki)
+        async with gw.channel(pki.land_registry) as channel:
+            evidence = await gw.exchange(channel).GetCertificate(
+                exchange_pb2.GetCertificateRequest(
+                    certificate_type="identity_record",
+                    holder=exchange_pb2.Holder(id_type="111", id=ISSUED_CITIZEN_ID),
+                    matter_code="330100-BDC-0001",
+                    purpose="不动产转移登记核验卖方身份",
+                ),
+                timeout=10,
+            )
+        async with gw.channel(pki.auditor) as channel:
+            audit = audit_pb2_grpc.AuditServiceStub(channel)
+            found = await audit.ListAccessRecords(
+                audit_pb2.ListAccessRecordsRequest(
+                    holder_id_type="111", holder_id=ISSUED_CITIZEN_ID
+                )
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await audit.ListAccessRecords(
+                    audit_pb2.ListAccessRecordsRequest(
+                        holder_id_type="111", holder_id=OTHER_FAILING_CITIZEN_ID
+                    )
+                )
+    assert [r.index for r in found.access_records] == [evidence.log_index]
+    assert error_info(refused.value).reason == "HOLDER_ID_INVALID"
