@@ -18,27 +18,27 @@ from typing import Any
 
 import rfc8785
 from govshare.gateway import (
+    QUERY_COLUMNS,
     SqliteAccessLog,
     SqliteNodeStore,
     leaf_hash,
     load_or_create_note_signer,
+    query_columns,
     verify_log_file,
 )
 
 _BATCH = 50_000
 
 
-def _leaf(index: int) -> bytes:
-    return rfc8785.dumps(
-        {
-            "time": "2026-11-23T10:00:00.000000Z",
-            "consumer": "11330100002482106W",
-            "resource_code": "101001/00001",
-            "outcome": "ALLOWED",
-            "request_id": f"bench-{index}",
-            "holder_id_hash": f"{index:064x}",
-        }
-    )
+def _record(index: int) -> dict[str, object]:
+    return {
+        "time": "2026-11-23T10:00:00.000000Z",
+        "consumer": "11330100002482106W",
+        "resource_code": "101001/00001",
+        "outcome": "ALLOWED",
+        "request_id": f"bench-{index}",
+        "holder_id_hash": f"{index:064x}",
+    }
 
 
 def _build(path: Path, size: int) -> float:
@@ -48,15 +48,17 @@ def _build(path: Path, size: int) -> float:
     conn.execute("PRAGMA synchronous = NORMAL")
     nodes = SqliteNodeStore(conn)
     for start in range(0, size, _BATCH):
-        leaves = [_leaf(i) for i in range(start, min(size, start + _BATCH))]
+        records = [_record(i) for i in range(start, min(size, start + _BATCH))]
+        leaves = [rfc8785.dumps(record) for record in records]
         hashes = [leaf_hash(leaf) for leaf in leaves]
         conn.execute("BEGIN")
+        # Every queryable column, derived as the writer does: `audit verify` checks them.
         conn.executemany(
-            "INSERT INTO access_log (idx, leaf, leaf_hash, outcome, request_id) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO access_log (idx, leaf, leaf_hash, {', '.join(QUERY_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (3 + len(QUERY_COLUMNS)))})",
             [
-                (start + i, leaf, h, "ALLOWED", f"bench-{start + i}")
-                for i, (leaf, h) in enumerate(zip(leaves, hashes, strict=True))
+                (start + i, leaf, h, *query_columns(record))
+                for i, (record, leaf, h) in enumerate(zip(records, leaves, hashes, strict=True))
             ],
         )
         nodes.add_leaf_hashes(start, hashes)

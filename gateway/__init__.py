@@ -8,12 +8,14 @@ from ._audit_service import (
     ProofSource,
 )
 from ._auditlog import (
+    QUERY_COLUMNS,
     SCHEMA_VERSION,
     AccessLog,
     AccessLogError,
     PendingAppend,
     SignedCheckpoint,
     SqliteAccessLog,
+    query_columns,
 )
 from ._auditquery import (
     AccessQuery,
@@ -196,6 +198,7 @@ __all__ = [
     "EVENT_LOOPS",
     "HASH_SIZE",
     "LOG_FORMAT",
+    "QUERY_COLUMNS",
     "SCHEMA_VERSION",
     "SIGNING_ALGORITHMS",
     "AccessLines",
@@ -286,6 +289,7 @@ __all__ = [
     "perfect_subtrees",
     "principal_from_auth_context",
     "principal_uri",
+    "query_columns",
     "read_export",
     "resource_from_pb",
     "resource_to_pb",

@@ -27,18 +27,20 @@ from ._merkle_store import SqliteNodeStore
 from ._sqlite_batch import insert_rows
 
 __all__ = [
+    "QUERY_COLUMNS",
     "SCHEMA_VERSION",
     "AccessLog",
     "AccessLogError",
     "PendingAppend",
     "SignedCheckpoint",
     "SqliteAccessLog",
+    "query_columns",
 ]
 
 # Format 2: Merkle nodes and checkpoints (format 1 was the walking skeleton's chain).
 SCHEMA_VERSION: Final = 2
 # Queryable copies of record fields; never hashed, the leaf stays the only truth.
-_COLUMNS: Final = (
+QUERY_COLUMNS: Final = (
     "time",
     "consumer",
     "provider",
@@ -57,7 +59,7 @@ CREATE TABLE IF NOT EXISTS access_log (
     leaf BLOB NOT NULL,
     leaf_hash BLOB NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    {", ".join(_COLUMNS)}
+    {", ".join(QUERY_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS access_log_time ON access_log(time);
 CREATE INDEX IF NOT EXISTS access_log_consumer ON access_log(consumer, idx);
@@ -75,7 +77,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_INSERT_COLUMNS: Final = ("idx", "leaf", "leaf_hash", *_COLUMNS)
+_INSERT_COLUMNS: Final = ("idx", "leaf", "leaf_hash", *QUERY_COLUMNS)
 # Appending to a damaged log would bury the damage or sign a fork of what was signed.
 _KEEP_FOR_AUDITORS: Final = (
     "keep the file for `govshare audit verify` and start the gateway on a new one"
@@ -371,7 +373,7 @@ class SqliteAccessLog:
             raise AccessLogError("access log is not open")
         # rfc8785 only accepts a real dict, not any Mapping.
         leaf = canonical_json(record if type(record) is dict else dict(record))
-        columns = tuple(_column_value(record.get(c)) for c in _COLUMNS)
+        columns = query_columns(record)
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:
             # Checked under the lock so nothing can slip in after the writer has stopped.
@@ -562,6 +564,13 @@ def _settle_checkpoints(
             future.set_exception(AccessLogError(*outcome.args))
         else:
             future.set_result(outcome)
+
+
+def query_columns(record: Mapping[str, object]) -> tuple[object, ...]:
+    """The queryable copies of `record`'s fields, in `QUERY_COLUMNS` order, as the
+    writer stores them (and `audit verify` recomputes them): scalars as they are,
+    anything else NULL."""
+    return tuple(map(_column_value, map(record.get, QUERY_COLUMNS)))
 
 
 def _column_value(value: object) -> object:
