@@ -175,6 +175,10 @@ class _CannotStart(Exception):
     """The gateway failed before serving: reported in one line, not as a traceback."""
 
 
+class _StopFailed(Exception):
+    """Stopping went wrong after the gateway had served: not a failure to start."""
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ._server import Gateway
 
@@ -184,8 +188,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _error(f"configuration: {error}")
 
     async def run() -> None:
-        gateway = Gateway(config)
         try:
+            gateway = Gateway(config)
             await gateway.start()
         except Exception as error:
             # Bad settings, a taken port, an unreadable or damaged file: all the
@@ -193,14 +197,28 @@ def _serve(args: argparse.Namespace) -> int:
             raise _CannotStart(f"{type(error).__name__}: {error}") from error
         try:
             print(f"govshare gateway listening on {gateway.address} (mTLS)", flush=True)
-            await gateway.serve_until_signalled()
+            try:
+                # Once signalled it stops the gateway itself, so what it raises
+                # comes from stopping, not from starting.
+                await gateway.serve_until_signalled()
+            except Exception as error:
+                raise _StopFailed(f"{type(error).__name__}: {error}") from error
         finally:
-            await gateway.stop()
+            try:
+                await gateway.stop()
+            except Exception as error:
+                raise _StopFailed(f"{type(error).__name__}: {error}") from error
 
     try:
         run_with_event_loop(run(), config.event_loop)
-    except (_CannotStart, ValueError) as error:
+    except _CannotStart as error:
         return _error(f"cannot start the gateway: {error}")
+    except _StopFailed as error:
+        # Exit 1, not 2: the gateway started and served, so it was not a bad setting
+        # that _error's exit 2 stands for; one line all the same.
+        message = " ".join(f"error while stopping the gateway: {error}".split())
+        print(f"govshare: {message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -209,8 +227,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         return run_with_event_loop(run_demo(args.data_dir, listen=args.listen, once=args.once))
-    except (OSError, RuntimeError) as error:
-        # Typically the listen address is taken (another demo still running).
+    except (OSError, RuntimeError, ValueError) as error:
+        # Typically the listen address is taken (another demo still running), or it
+        # is no host:port (the configuration refuses it).
         return _error(f"cannot run the demo on {args.listen}: {error}")
 
 

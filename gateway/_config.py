@@ -3,13 +3,17 @@ and passed down explicitly."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as _dt
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from govshare.directory import (
@@ -19,8 +23,12 @@ from govshare.directory import (
     WorkingCalendar,
     is_valid_holder_id,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from ._checkpoint import _valid_name as _valid_note_name
 from ._holder import mask_holder_id
+from ._loop import EVENT_LOOPS
 from ._pki import DEFAULT_TRUST_DOMAIN
 
 __all__ = ["GatewayConfig"]
@@ -62,6 +70,27 @@ _HOLDER_ID_SHAPES = {
 # On SIGTERM a call may still be waiting this long on its registry after the
 # provider timeout, so grace covers the default timeout with a margin.
 _SHUTDOWN_MARGIN_SECONDS = 1.0
+# The SQLAlchemy drivers govshare installs: any other one fails at start with an
+# import error that names a module, not the setting.
+_CATALOGUE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_CATALOGUE_HINT = "use postgresql+asyncpg://user@host/db (or empty for SQLite in data_dir)"
+# Strictly YYYY-MM-DD: date.fromisoformat also takes 20250101 and 2025-W01-1.
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_LISTEN_EXAMPLE = "e.g. 127.0.0.1:7443 or [::1]:7443"
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as the text written: YAML would build a date itself
+    and fail on 2025-13-01 without naming the key; the key's own check names it."""
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 @dataclass(frozen=True)
@@ -113,8 +142,34 @@ class GatewayConfig:
     holder_id_exceptions: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.shutdown_grace_seconds is not None and self.shutdown_grace_seconds < 0:
-            raise ValueError("shutdown_grace_seconds must not be negative")
+        # Here rather than in load(): a configuration built in code (the demo, a
+        # test, replace()) cannot hold what a file may not either.
+        _check_listen(self.listen)
+        if self.catalogue_url:
+            _check_catalogue_url(self.catalogue_url)
+        if self.checkpoint_origin and not _valid_note_name(self.checkpoint_origin):
+            # It is the name of the checkpoint signing key too (signed-note rules).
+            raise ValueError(
+                f"checkpoint_origin: {self.checkpoint_origin!r} is not allowed: no spaces"
+                " and no '+' (e.g. gov.example/access-log); empty means"
+                " '<trust_domain>/access-log'"
+            )
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"event_loop: must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}"
+            )
+        _check_range("provider_timeout_seconds", self.provider_timeout_seconds, above=0)
+        _check_range("audit_commit_window_seconds", self.audit_commit_window_seconds, 0, 60)
+        # Negative would quietly mean "off" like 0 (the documented off): a typo to report.
+        for name in ("checkpoint_interval_seconds", "directory_poll_seconds"):
+            _check_range(name, getattr(self, name), 0)
+        if self.shutdown_grace_seconds is not None:
+            _check_range("shutdown_grace_seconds", self.shutdown_grace_seconds, 0)
+        _check_range("audit_max_batch", self.audit_max_batch, 1)
+        _check_range("application_due_working_days", self.application_due_working_days, 0)
+        for name in ("holidays", "extra_working_days"):
+            for day in getattr(self, name):
+                _check_day(name, day)
 
     @property
     def shutdown_grace(self) -> float:
@@ -160,7 +215,7 @@ class GatewayConfig:
         """Read `path` (YAML) if given, then GOVSHARE_* variables override."""
         values: dict[str, Any] = {}
         if path is not None:
-            loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+            loaded = _read_yaml(path) or {}
             if not isinstance(loaded, Mapping):
                 raise ValueError(f"{path}: configuration must be a mapping")
             values.update(loaded)
@@ -202,17 +257,20 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             coerced[name] = Path(coerced[name])
     for name in _FLOAT_KEYS:
         if name in coerced:
-            coerced[name] = _number(name, coerced[name], float)
+            coerced[name] = _float(name, coerced[name])
     if coerced.get("shutdown_grace_seconds") is not None:
-        coerced["shutdown_grace_seconds"] = _number(
-            "shutdown_grace_seconds", coerced["shutdown_grace_seconds"], float
+        coerced["shutdown_grace_seconds"] = _float(
+            "shutdown_grace_seconds", coerced["shutdown_grace_seconds"]
         )
     for name in ("audit_max_batch", "application_due_working_days"):
         if name in coerced:
-            coerced[name] = _number(name, coerced[name], int)
+            coerced[name] = _whole(name, coerced[name])
     for name in ("holidays", "extra_working_days"):
         if name in coerced:
             value = coerced[name]
+            if not isinstance(value, str | list | tuple):
+                raise ValueError(f"{name}: expected a list of dates (YYYY-MM-DD), got {value!r}")
+            # Text is the comma-separated form an environment variable carries.
             items = value.split(",") if isinstance(value, str) else value
             coerced[name] = tuple(str(day).strip() for day in items if str(day).strip())
     if "registries" in coerced:
@@ -264,14 +322,124 @@ def _holder_id_exceptions(value: object) -> dict[str, frozenset[str]]:
     return lists
 
 
-_N = TypeVar("_N", int, float)
+def _read_yaml(path: Path) -> object:
+    """The YAML document in `path`; a ValueError naming the file and line otherwise."""
+    try:
+        # Read as a stream so that the errors YAML raises while decoding name the file.
+        with path.open("rb") as stream:
+            return yaml.load(stream, Loader=_YamlLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        what = ", ".join(part for part in (error.context, error.problem) if part)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{path}"
+        raise ValueError(f"{where}: {what}") from None
+    except yaml.YAMLError as error:
+        # Not UTF-8, or a control character: YAML's message already names the file.
+        raise ValueError(" ".join(str(error).split())) from None
 
 
-def _number(name: str, value: object, kind: type[_N]) -> _N:
-    """`value` as an int or float; a ValueError that names the key otherwise."""
+def _float(name: str, value: object) -> float:
+    """`value` as a finite float; a ValueError that names the key otherwise."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"{name}: expected a number, got {value!r}")
     try:
-        return kind(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    except OverflowError:  # an int beyond any float
+        number = math.inf
+    if not math.isfinite(number):
+        # NaN passes no range check and fails later where it is used (at SIGTERM,
+        # for the shutdown grace); infinity is no duration either.
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return number
+
+
+def _whole(name: str, value: object) -> int:
+    """`value` as an int (1.0 is 1, 1.5 is refused, not truncated); a ValueError
+    that names the key otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value)
+    number = _float(name, value)
+    if not number.is_integer():
+        raise ValueError(f"{name}: expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _check_range(
+    name: str,
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    above: float | None = None,
+) -> None:
+    """A ValueError naming the key unless `value` is finite and within the bounds."""
+    if above is not None:
+        fits, wanted = value > above, f"above {above:g}"
+    elif high is not None:
+        assert low is not None
+        fits, wanted = low <= value <= high, f"between {low:g} and {high:g}"
+    else:
+        assert low is not None
+        fits, wanted = value >= low, f"{low:g} or more"
+    if not (fits and math.isfinite(value)):
+        raise ValueError(f"{name}: must be {wanted}, got {value!r}")
+
+
+def _check_day(name: str, day: object) -> None:
+    """A ValueError naming the key unless `day` is a real date written YYYY-MM-DD."""
+    if not isinstance(day, str) or _ISO_DAY.fullmatch(day) is None:
+        raise ValueError(f"{name}: {day!r} is not a date written YYYY-MM-DD")
+    try:
+        _dt.date.fromisoformat(day)
+    except ValueError as error:
+        raise ValueError(f"{name}: {day!r} is not a date ({error})") from None
+
+
+def _check_listen(listen: object) -> None:
+    """A ValueError naming the key unless `listen` is host:port with a port that fits
+    16 bits: grpc would take port 70000 modulo 65536 and serve on 4464."""
+    if not isinstance(listen, str):
+        raise ValueError(f"listen: expected host:port ({_LISTEN_EXAMPLE}), got {listen!r}")
+    host, colon, port = listen.rpartition(":")
+    if not colon or not host or not port:
+        raise ValueError(f"listen: expected host:port ({_LISTEN_EXAMPLE}), got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"listen: {host} is not an IPv6 address in brackets") from None
+    elif ":" in host:
+        raise ValueError(f"listen: write an IPv6 host in brackets ({_LISTEN_EXAMPLE})")
+    elif _HOST_NAME.fullmatch(host) is None:
+        raise ValueError(f"listen: {host!r} is not a host name or IP address")
+    # isascii: str.isdigit() also takes other scripts' digits, which int() reads.
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"listen: port {port!r} is not a number from 0 to 65535")
+
+
+def _check_catalogue_url(url: str) -> None:
+    """A ValueError naming the key unless `url` is a URL for a driver govshare ships.
+
+    Plain postgresql:// and sqlite:// are refused, not rewritten: a URL's query options
+    belong to the driver it names, and SQLAlchemy hands them to asyncpg as they are
+    (libpq's sslmode=require is asyncpg's ssl=require), so a silent rewrite could
+    break the connection or change its TLS.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # Not shown: an unparsed URL may hold a password.
+        raise ValueError(f"catalogue_url: {_CATALOGUE_HINT}; this is not a database URL") from None
+    if parsed.drivername not in _CATALOGUE_DRIVERS:
+        shown = parsed.render_as_string(hide_password=True)
+        sqlite = ", or sqlite+aiosqlite:///path for a SQLite file elsewhere"
+        raise ValueError(
+            f"catalogue_url: {_CATALOGUE_HINT}"
+            f"{sqlite if parsed.get_backend_name() == 'sqlite' else ''};"
+            f" {shown!r} names a driver govshare does not install"
+        )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import re
+import signal
 from pathlib import Path
 
 import pytest
 import yaml
-from govshare.gateway import DEFAULT_TRUST_DOMAIN, GatewayConfig, mask_holder_id
+from govshare.gateway import DEFAULT_TRUST_DOMAIN, Gateway, GatewayConfig, main, mask_holder_id
 
 
 def write(tmp_path: Path, content: object) -> Path:
@@ -334,3 +338,314 @@ class TestHolderIdExceptions:
         """GOVSHARE_HOLDER_ID_EXCEPTIONS is refused, not ignored, like GOVSHARE_REGISTRIES."""
         with pytest.raises(ValueError, match="GOVSHARE_HOLDER_ID_EXCEPTIONS is not read"):
             GatewayConfig.load(None, environ={"GOVSHARE_HOLDER_ID_EXCEPTIONS": "001=x"})
+
+
+def load_text(tmp_path: Path, text: str) -> GatewayConfig:
+    """Load `text` as written (not through yaml.safe_dump), as an operator's file."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, "utf-8")
+    return GatewayConfig.load(path, environ={})
+
+
+class TestListen:
+    @pytest.mark.parametrize(
+        "listen",
+        [
+            "127.0.0.1:70000",  # grpc served on 70000 - 65536 = 4464
+            "127.0.0.1:99999",
+            "127.0.0.1:65536",
+            "127.0.0.1:-1",
+            "127.0.0.1:７４４３",  # full-width digits: int() reads them, grpc does not
+            "127.0.0.1:",
+            ":7443",
+            "7443",
+            "localhost",
+            "::1:7443",  # IPv6 without brackets: where does the host end?
+            "[::1:7443",
+            "[not-ipv6]:7443",
+            "my host:7443",
+        ],
+    )
+    def test_a_listen_address_that_is_not_host_and_16_bit_port_is_refused(
+        self, listen: str
+    ) -> None:
+        """listen must be host:port with a port of 0-65535 and a host; anything else is
+        refused when the configuration is loaded, naming the key."""
+        with pytest.raises(ValueError, match=r"^listen: "):
+            GatewayConfig.load(None, environ={"GOVSHARE_LISTEN": listen})
+
+    @pytest.mark.parametrize(
+        "listen",
+        ["127.0.0.1:0", "0.0.0.0:65535", "localhost:7443", "[::1]:7443", "[::]:7443"],
+    )
+    def test_ipv4_ipv6_and_host_names_with_a_port_are_accepted(
+        self, listen: str, tmp_path: Path
+    ) -> None:
+        """IPv4, bracketed IPv6 and host names load unchanged, from file and environment."""
+        assert load_text(tmp_path, f'listen: "{listen}"\n').listen == listen
+        assert GatewayConfig.load(None, environ={"GOVSHARE_LISTEN": listen}).listen == listen
+
+    def test_a_configuration_built_in_code_is_checked_too(self) -> None:
+        """GatewayConfig(...) and replace() refuse the port as load() does (the demo
+        builds its configuration in code)."""
+        with pytest.raises(ValueError, match="listen: port '70000'"):
+            GatewayConfig(listen="127.0.0.1:70000")
+        with pytest.raises(ValueError, match="listen: port '70000'"):
+            GatewayConfig().replace(listen="127.0.0.1:70000")
+
+
+class TestNumberRanges:
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("provider_timeout_seconds: -1", "provider_timeout_seconds: must be above 0"),
+            ("provider_timeout_seconds: 0", "provider_timeout_seconds: must be above 0"),
+            ("provider_timeout_seconds: .nan", "provider_timeout_seconds: expected a finite"),
+            ("provider_timeout_seconds: .inf", "provider_timeout_seconds: expected a finite"),
+            ("shutdown_grace_seconds: .nan", "shutdown_grace_seconds: expected a finite"),
+            ("shutdown_grace_seconds: .inf", "shutdown_grace_seconds: expected a finite"),
+            ("shutdown_grace_seconds: -1", "shutdown_grace_seconds: must be 0 or more"),
+            ("checkpoint_interval_seconds: -1", "checkpoint_interval_seconds: must be 0 or more"),
+            ("checkpoint_interval_seconds: .nan", "checkpoint_interval_seconds: expected a finite"),
+            ("directory_poll_seconds: -1", "directory_poll_seconds: must be 0 or more"),
+            ("directory_poll_seconds: -.inf", "directory_poll_seconds: expected a finite"),
+            (
+                "audit_commit_window_seconds: 61",
+                "audit_commit_window_seconds: must be between 0 and 60",
+            ),
+            (
+                "audit_commit_window_seconds: -0.001",
+                "audit_commit_window_seconds: must be between 0 and 60",
+            ),
+            ("audit_commit_window_seconds: .nan", "audit_commit_window_seconds: expected a finite"),
+            ("audit_max_batch: 1.5", "audit_max_batch: expected a whole number, got 1.5"),
+            ("audit_max_batch: 0", "audit_max_batch: must be 1 or more"),
+            ("audit_max_batch: .inf", "audit_max_batch: expected a finite"),
+            ("audit_max_batch: .nan", "audit_max_batch: expected a finite"),
+            ("application_due_working_days: -1", "application_due_working_days: must be 0 or more"),
+            ("application_due_working_days: 2.5", "application_due_working_days: expected a whole"),
+        ],
+    )
+    def test_a_number_out_of_its_range_is_refused_naming_the_key(
+        self, text: str, message: str, tmp_path: Path
+    ) -> None:
+        """NaN, infinity, a negative duration, a zero timeout and a fraction where a count
+        is meant are refused at load, not met later as a failing call or a crash at SIGTERM
+        (NaN grace), nor taken quietly as "off" (-1) or truncated (1.5 -> 1)."""
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            load_text(tmp_path, text + "\n")
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "message"),
+        [
+            ("PROVIDER_TIMEOUT_SECONDS", "nan", "provider_timeout_seconds: expected a finite"),
+            ("PROVIDER_TIMEOUT_SECONDS", "-inf", "provider_timeout_seconds: expected a finite"),
+            ("PROVIDER_TIMEOUT_SECONDS", "1e400", "provider_timeout_seconds: expected a finite"),
+            ("SHUTDOWN_GRACE_SECONDS", "NaN", "shutdown_grace_seconds: expected a finite"),
+            ("AUDIT_MAX_BATCH", "1.5", "audit_max_batch: expected a whole number"),
+            ("AUDIT_MAX_BATCH", "inf", "audit_max_batch: expected a finite"),
+        ],
+    )
+    def test_the_environment_is_held_to_the_same_ranges(
+        self, variable: str, value: str, message: str
+    ) -> None:
+        """GOVSHARE_* text such as "nan" or "1.5" is refused as the same YAML value is."""
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            GatewayConfig.load(None, environ={f"GOVSHARE_{variable}": value})
+
+    def test_the_bounds_themselves_and_whole_floats_are_accepted(self, tmp_path: Path) -> None:
+        """0 is the documented "off" for the intervals, 0 and 60 bound the commit window,
+        and 1.0 is the count 1."""
+        config = load_text(
+            tmp_path,
+            "checkpoint_interval_seconds: 0\ndirectory_poll_seconds: 0\n"
+            "shutdown_grace_seconds: 0\naudit_commit_window_seconds: 60\n"
+            "audit_max_batch: 1.0\napplication_due_working_days: 0\n"
+            "provider_timeout_seconds: 0.001\n",
+        )
+        assert (config.checkpoint_interval_seconds, config.directory_poll_seconds) == (0.0, 0.0)
+        assert (config.shutdown_grace, config.audit_commit_window_seconds) == (0.0, 60.0)
+        assert config.audit_max_batch == 1
+        assert isinstance(config.audit_max_batch, int)
+        assert config.application_due_working_days == 0
+        assert (
+            GatewayConfig.load(None, environ={"GOVSHARE_AUDIT_MAX_BATCH": "2.0"}).audit_max_batch
+            == 2
+        )
+
+    def test_a_configuration_built_in_code_is_checked_too(self) -> None:
+        """A NaN grace or a zero timeout given to GatewayConfig(...) is refused as well."""
+        with pytest.raises(ValueError, match="shutdown_grace_seconds: must be 0 or more"):
+            GatewayConfig(shutdown_grace_seconds=float("nan"))
+        with pytest.raises(ValueError, match="provider_timeout_seconds: must be above 0"):
+            GatewayConfig(provider_timeout_seconds=0)
+
+
+class TestCatalogueUrl:
+    HINT = "catalogue_url: use postgresql+asyncpg://user@host/db (or empty for SQLite in data_dir)"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql://govshare@db/govshare",  # psycopg is not installed
+            "postgres://govshare@db/govshare",
+            "postgresql+psycopg://govshare@db/govshare",
+            "mysql://x",  # MySQLdb is not installed
+            "sqlite:///x.db",  # pysqlite is not an asyncio driver
+            "garbage",
+            "postgresql+asyncpg://govshare@db:notaport/govshare",
+        ],
+    )
+    def test_a_url_for_a_driver_govshare_does_not_install_is_refused(
+        self, url: str, tmp_path: Path
+    ) -> None:
+        """A URL SQLAlchemy cannot parse, or one naming a driver other than asyncpg or
+        aiosqlite, is refused at load with the URL that works, not a ModuleNotFoundError
+        at start."""
+        with pytest.raises(ValueError, match=r"^catalogue_url: ") as raised:
+            load_text(tmp_path, f'catalogue_url: "{url}"\n')
+        assert self.HINT in str(raised.value)
+
+    def test_a_plain_sqlite_url_is_told_the_aiosqlite_form(self, tmp_path: Path) -> None:
+        """sqlite:// is refused, not rewritten, and the error gives the aiosqlite spelling."""
+        with pytest.raises(ValueError, match="sqlite\\+aiosqlite:///path"):
+            load_text(tmp_path, 'catalogue_url: "sqlite:///x.db"\n')
+
+    def test_the_refusal_does_not_show_the_password(self, tmp_path: Path) -> None:
+        """A refused URL is shown with its password masked: errors end up in logs."""
+        with pytest.raises(ValueError, match="catalogue_url") as raised:
+            load_text(tmp_path, 'catalogue_url: "postgresql://govshare:s3cret@db/govshare"\n')
+        assert "s3cret" not in str(raised.value)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "",
+            "sqlite+aiosqlite:///var/lib/govshare/directory.db",
+            "sqlite+aiosqlite://",
+            "postgresql+asyncpg://govshare:s3cret@db.example:5432/govshare",
+        ],
+    )
+    def test_empty_aiosqlite_and_asyncpg_urls_are_accepted(self, url: str, tmp_path: Path) -> None:
+        """The two drivers govshare installs, and empty for SQLite in data_dir, load as given."""
+        assert load_text(tmp_path, f'catalogue_url: "{url}"\n').catalogue_url == url
+
+
+class TestErrorsNameTheKey:
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("holidays: notadate", "holidays: 'notadate' is not a date"),
+            (
+                "holidays: [2025-13-01]",
+                "holidays: '2025-13-01' is not a date (month must be in 1..12)",
+            ),
+            ("extra_working_days: [2025-02-30]", "extra_working_days: '2025-02-30' is not a date"),
+            ("holidays: [20250101]", "holidays: '20250101' is not a date written YYYY-MM-DD"),
+            ("holidays: [2025-1-1]", "holidays: '2025-1-1' is not a date written YYYY-MM-DD"),
+            ("holidays: 5", "holidays: expected a list of dates"),
+        ],
+    )
+    def test_a_wrong_date_names_its_key(self, text: str, message: str, tmp_path: Path) -> None:
+        """A holiday that is no date (or no real date) is refused at load naming the
+        key, not by YAML without a key nor at start as "Invalid isoformat string"."""
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            load_text(tmp_path, text + "\n")
+
+    def test_a_wrong_date_from_the_environment_names_its_key(self) -> None:
+        """The comma-separated GOVSHARE_HOLIDAYS is checked date by date."""
+        with pytest.raises(ValueError, match=r"^holidays: '2025-13-01' is not a date"):
+            GatewayConfig.load(None, environ={"GOVSHARE_HOLIDAYS": "2025-01-01,2025-13-01"})
+
+    def test_unquoted_yaml_dates_load_as_iso_text(self, tmp_path: Path) -> None:
+        """Unquoted dates in YAML still load, as the YYYY-MM-DD text the calendar reads."""
+        config = load_text(
+            tmp_path, "holidays: [2025-01-01, '2025-10-01']\nextra_working_days: [2025-09-28]\n"
+        )
+        assert config.holidays == ("2025-01-01", "2025-10-01")
+        assert config.extra_working_days == ("2025-09-28",)
+
+    @pytest.mark.parametrize("origin", ["a b", "gov.example/access log", "a+b", "tab\there"])
+    def test_a_checkpoint_origin_that_cannot_name_the_log_is_refused(self, origin: str) -> None:
+        """checkpoint_origin is also the checkpoint key's name: one with a space or a '+'
+        is refused naming checkpoint_origin and what it may hold, not as "invalid key
+        name" at start."""
+        with pytest.raises(ValueError, match=r"^checkpoint_origin: ") as raised:
+            GatewayConfig.load(None, environ={"GOVSHARE_CHECKPOINT_ORIGIN": origin})
+        assert "no spaces and no '+'" in str(raised.value)
+
+    def test_a_yaml_syntax_error_names_the_file_and_line(self, tmp_path: Path) -> None:
+        """A YAML mistake names the configuration file and its line, not "<unicode string>"."""
+        path = tmp_path / "gateway.yaml"
+        path.write_text("listen: 127.0.0.1:7443\n  trust_domain: gov.example\n", "utf-8")
+        where = f"{path}, line 2, column 15: "
+        with pytest.raises(ValueError, match=f"^{re.escape(where)}") as raised:
+            GatewayConfig.load(path, environ={})
+        assert "mapping values are not allowed here" in str(raised.value)
+        assert "<unicode string>" not in str(raised.value)
+
+    def test_a_file_that_is_not_utf8_names_the_file(self, tmp_path: Path) -> None:
+        """Bytes that are not UTF-8 are refused naming the file, not as a bare codec error."""
+        path = tmp_path / "gateway.yaml"
+        path.write_bytes(b"trust_domain: gov\xe9example\n")
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            GatewayConfig.load(path, environ={})
+
+
+class TestServe:
+    """`govshare serve`: refusals at load and what a failure while stopping says."""
+
+    def serve(
+        self, tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+    ) -> tuple[int, str, str]:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(f"data_dir: {tmp_path / 'data'}\nevent_loop: asyncio\n" + text, "utf-8")
+        status = main(["serve", "--config", str(path)])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("listen: 127.0.0.1:70000\n", "configuration: listen: port '70000'"),
+            ("shutdown_grace_seconds: .nan\n", "configuration: shutdown_grace_seconds"),
+            ("provider_timeout_seconds: -1\n", "configuration: provider_timeout_seconds"),
+            (
+                'catalogue_url: "mysql://x"\n',
+                "configuration: catalogue_url: use postgresql+asyncpg",
+            ),
+        ],
+    )
+    def test_a_setting_out_of_range_is_refused_before_anything_starts(
+        self, text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """serve exits 2 with one line naming the key; no gateway listens, no data_dir."""
+        status, out, err = self.serve(tmp_path, text, capsys)
+        assert status == 2
+        assert message in err
+        assert len(err.strip().splitlines()) == 1
+        assert "listening" not in out
+        assert not (tmp_path / "data").exists()
+
+    def test_a_failure_while_stopping_is_not_reported_as_a_failure_to_start(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A gateway that started, served and then failed to stop on SIGTERM exits 1 with
+        one line "error while stopping the gateway", not "cannot start the gateway"."""
+
+        async def started(self: Gateway) -> None:
+            # serve_until_signalled installs its handler before the loop runs this.
+            asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+
+        async def failing_stop(self: Gateway, grace: float | None = None) -> None:
+            raise ValueError("cannot convert float NaN to integer")
+
+        monkeypatch.setattr(Gateway, "start", started)
+        monkeypatch.setattr(Gateway, "stop", failing_stop)
+        status, out, err = self.serve(tmp_path, "listen: 127.0.0.1:0\n", capsys)
+        assert "listening" in out
+        assert status == 1
+        assert err.strip() == (
+            "govshare: error while stopping the gateway:"
+            " ValueError: cannot convert float NaN to integer"
+        )
