@@ -3,21 +3,28 @@
 Creates, updates (with update_mask and etag) and soft deletes over the generic
 steps of _items.py. Output-only fields (version, etag, delete_time, and a new
 resource's state) are the store's, whatever the caller passes.
+
+An update may not pull data items from under what still uses them (ACTIVE grants,
+matters' materials): FAILED_PRECONDITION `DATA_ITEMS_IN_USE`, naming the users. A
+resource moved to another provider takes its live applications with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import _tables as t
+from . import _workflow as wf
+from ._codec import name_of
 from ._codes import classification_label, next_resource_code
-from ._core import Tx
-from ._errors import InvalidArgument, NotFound
+from ._core import Tx, check_etag
+from ._errors import FailedPrecondition, InvalidArgument, NotFound
 from ._items import ItemStore, Mask, resolve_mask
 from ._listing import (
     CERTIFICATE_TYPE_FIELDS,
@@ -31,6 +38,9 @@ from ._model import (
     CertificateType,
     Department,
     DepartmentState,
+    GrantState,
+    Material,
+    MaterialSource,
     Matter,
     Resource,
     ResourceState,
@@ -72,6 +82,13 @@ RESOURCE_MUTABLE = frozenset(
 CERTIFICATE_TYPE_MUTABLE = frozenset({"display_name", "holder_id_type", "issuer", "resource"})
 MATTER_MUTABLE = frozenset({"name", "materials"})
 
+# A type code's shape (GB/T 36903: the defining authority's USCC + 3 digits; ASCII
+# only, as in the certificate identifier). `certificateTypes/{name}` resolves a type
+# code before a key, so a key of this shape could only ever name another type.
+_TYPE_CODE_SHAPE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}[0-9]{3}")
+# Users named in a DATA_ITEMS_IN_USE message; the rest are counted (the message is bounded).
+_NAMED_USERS = 10
+
 
 def _validate_department(d: Department, _: Catalogue) -> Violations:
     return department_violations(d)
@@ -80,12 +97,16 @@ def _validate_department(d: Department, _: Catalogue) -> Violations:
 def _validate_resource(r: Resource, snapshot: Catalogue) -> Violations:
     # The snapshot still holds the stored row an update replaces (None on create).
     before = snapshot.resources.get(r.code)
-    return resource_violations(r, before) + resource_reference_violations(r, snapshot.departments)
+    return resource_violations(r, before) + resource_reference_violations(
+        r, snapshot.departments, before
+    )
 
 
-def _validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:
+def _certificate_type_violations(c: CertificateType, snapshot: Catalogue) -> Violations:
+    # On an update the snapshot still holds the row it replaces: an issuer deleted
+    # since may stay, as it may on import.
     found = certificate_type_violations(c) + certificate_type_reference_violations(
-        c, snapshot.resources, snapshot.departments
+        c, snapshot.resources, snapshot.departments, snapshot.certificate_types.get(c.key)
     )
     for other in snapshot.certificate_types.values():
         if other.type_code == c.type_code and other.key != c.key:
@@ -93,14 +114,123 @@ def _validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Viola
     return found
 
 
+def _validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:
+    """An update; the snapshot still holds the stored row it replaces."""
+    found = _certificate_type_violations(c, snapshot)
+    before = snapshot.certificate_types.get(c.key)
+    if not found and before is not None and before.resource != c.resource:
+        # A bad request is the caller's to fix first; only a good one meets its users.
+        _check_matters_keep_their_items(c, snapshot)
+    return found
+
+
 def _validate_new_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:
-    found = _validate_certificate_type(c, snapshot)
+    found = _certificate_type_violations(c, snapshot)
+    if _TYPE_CODE_SHAPE.fullmatch(c.key) is not None:
+        found.append(
+            ("key", "must not look like a type code (USCC + 3 digits): names resolve those first")
+        )
     resource = snapshot.resources.get(c.resource)
     if resource is not None and resource.deleted:
         # On create only: a type whose resource is deleted later stays valid (and a
         # file exported with both still imports), but nobody starts one on it.
         found.append(("resource", "the resource is deleted"))
     return found
+
+
+def _material_resource(material: Material, snapshot: Catalogue) -> str:
+    """The code of the resource a material's data items come from ("" if none)."""
+    if material.source is MaterialSource.RESOURCE:
+        return material.source_key
+    if material.source is MaterialSource.CERTIFICATE_TYPE:
+        ctype = snapshot.certificate_types.get(material.source_key)
+        return "" if ctype is None else ctype.resource
+    return ""
+
+
+def _check_removed_items_unused(before: Resource, after: Resource, snapshot: Catalogue) -> None:
+    """Data items an update drops must not be granted (ACTIVE) or needed by a live matter.
+
+    Either would be left naming an item the resource no longer has: a grant that
+    silently gives less than was approved, a material that can never be resolved,
+    and an export that the import refuses. Revoked and expired grants and deleted
+    matters are history, not users.
+    """
+    removed = set(before.data_item_names) - set(after.data_item_names)
+    if not removed:
+        return
+    used: set[str] = set()
+    grants: list[str] = []
+    for grant in snapshot.grants:
+        granted = grant.data_items & removed
+        if granted and grant.resource == after.code and grant.state is GrantState.ACTIVE:
+            grants.append(grant.grant_id)
+            used |= granted
+    matters: list[str] = []
+    for matter in snapshot.matters.values():
+        if matter.deleted:
+            continue
+        needed = {
+            name
+            for material in matter.materials
+            if _material_resource(material, snapshot) == after.code
+            for name in material.data_items
+        }
+        if needed & removed:
+            matters.append(matter.code)
+            used |= needed & removed
+    if used:
+        raise _in_use(f"resources/{after.code}", used, sorted(grants), sorted(matters))
+
+
+def _check_matters_keep_their_items(c: CertificateType, snapshot: Catalogue) -> None:
+    """A type moved to another resource must still offer what its matters narrow to."""
+    target = snapshot.resources.get(c.resource)
+    offered = set() if target is None else set(target.data_item_names)
+    missing: set[str] = set()
+    matters: list[str] = []
+    for matter in snapshot.matters.values():
+        if matter.deleted:
+            continue
+        needed = {
+            name
+            for material in matter.materials
+            if material.source is MaterialSource.CERTIFICATE_TYPE and material.source_key == c.key
+            for name in material.data_items
+        }
+        if needed - offered:
+            matters.append(matter.code)
+            missing |= needed - offered
+    if missing:
+        raise _in_use(f"certificateTypes/{c.type_code}", missing, [], sorted(matters))
+
+
+def _in_use(
+    name: str, data_items: set[str], grants: list[str], matters: list[str]
+) -> FailedPrecondition:
+    users = []
+    if grants:
+        users.append(f"ACTIVE grants {_named(grants)}")
+    if matters:
+        users.append(f"matters {_named(matters)}")
+    metadata = {"name": name, "data_items": ",".join(sorted(data_items))}
+    if grants:
+        metadata["grants"] = ",".join(grants)
+    if matters:
+        metadata["matters"] = ",".join(matters)
+    return FailedPrecondition(
+        f"{name}: data items {', '.join(sorted(data_items))} are still used by "
+        f"{' and '.join(users)}; revoke those grants or change those matters first",
+        reason="DATA_ITEMS_IN_USE",
+        metadata=metadata,
+    )
+
+
+def _named(names: Iterable[str]) -> str:
+    listed = list(names)
+    shown = ", ".join(listed[:_NAMED_USERS])
+    rest = len(listed) - _NAMED_USERS
+    return f"{shown} (+{rest} more)" if rest > 0 else shown
 
 
 def _validate_matter(m: Matter, snapshot: Catalogue) -> Violations:
@@ -288,20 +418,85 @@ class CatalogueAdmin(ItemStore):
         actor: str,
         request_id: str = "",
     ) -> Resource:
-        """Change the masked fields; a `state` change must follow DRAFT → PUBLISHED → RETIRED."""
+        """Change the masked fields; a `state` change must follow DRAFT → PUBLISHED → RETIRED.
+
+        Dropping data items that an ACTIVE grant or a live matter uses is
+        FailedPrecondition (`DATA_ITEMS_IN_USE`). A new provider takes over the
+        resource's APPLIED and APPROVED applications in the same transaction (one
+        `application.reassign` event each), so only it decides them from now on.
+        """
         fields = resolve_mask(update_mask, Resource, RESOURCE_MUTABLE)
-        return await self._update_item(
-            t.RESOURCE,
-            resource.code,
-            lambda _: {f: getattr(resource, f) for f in fields},
-            _validate_resource,
-            etag=etag,
+        values = {f: getattr(resource, f) for f in fields}
+        codec = t.RESOURCE.codec
+
+        # The steps of ItemStore._update_item, plus the applications: they must move in
+        # the transaction that moves the resource, or the old provider could decide between.
+        async def body(tx: Tx) -> Resource:
+            current = await self._require(tx.conn, t.RESOURCE, resource.code)
+            name = name_of(current)
+            check_etag(current, etag, name)
+            if current.deleted:
+                raise FailedPrecondition(
+                    f"{name} is deleted", reason="DELETED", metadata={"name": name}
+                )
+            candidate = _resource_state_change(current, dataclasses.replace(current, **values), tx)
+            if candidate == current:
+                return current  # nothing changes: no new version, no event
+            candidate = dataclasses.replace(candidate, version=current.version + 1)
+            snapshot = await self._snapshot(tx.conn)
+            found = _validate_resource(candidate, snapshot)
+            if found:
+                raise InvalidArgument(found)
+            # A bad request is the caller's to fix first; only a good one meets the users.
+            _check_removed_items_unused(current, candidate, snapshot)
+            await self._update(tx.conn, t.RESOURCE, candidate)
+            tx.record(
+                _resource_action(current, candidate),
+                name,
+                codec.to_doc(current),
+                codec.to_doc(candidate),
+            )
+            if candidate.provider != current.provider:
+                await self._reassign_applications(tx, candidate)
+            return candidate
+
+        return await self._mutate(
             actor=actor,
             request_id=request_id,
-            request={"values": {f: getattr(resource, f) for f in sorted(fields)}},
-            adjust=_resource_state_change,
-            action=_resource_action,
+            operation="resource.update",
+            # As _update_item fingerprints it: a retry across versions still replays.
+            request={
+                "key": resource.code,
+                "etag": etag,
+                "values": {f: values[f] for f in sorted(fields)},
+            },
+            codec=codec,
+            body=body,
         )
+
+    async def _reassign_applications(self, tx: Tx, resource: Resource) -> None:
+        """Point the resource's live applications at its provider (see `wf.reassign`)."""
+        table = t.APPLICATION.table
+        rows = (
+            (
+                await tx.conn.execute(
+                    select(table)
+                    .where(table.c.resource == resource.code)
+                    .order_by(table.c.application_id)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        codec = t.APPLICATION.codec
+        for row in rows:
+            app = t.APPLICATION.from_row(row)
+            moved = wf.reassign(app, resource.provider, now=tx.now)
+            if moved is app:
+                continue
+            await self._update(tx.conn, t.APPLICATION, moved)
+            before, after = codec.to_doc(app), codec.to_doc(moved)
+            tx.record("application.reassign", name_of(moved), before, after)
 
     async def _set_resource_state(
         self, code: str, state: ResourceState, verb: str, *, etag: str, actor: str, request_id: str
@@ -353,23 +548,26 @@ class CatalogueAdmin(ItemStore):
     # --- certificate types ----------------------------------------------------------
 
     async def get_certificate_type(self, key_or_type_code: str) -> CertificateType:
-        """By key or by 21-character type code, soft-deleted or not."""
+        """By 21-character type code or by key, soft-deleted or not.
+
+        The type code first, as `Catalogue.certificate_type` does: it is the AIP name.
+        """
 
         async def body(conn: AsyncConnection) -> CertificateType:
+            table = t.certificate_types
+            by_code = select(table).where(table.c.type_code == key_or_type_code)
+            # PostgreSQL refuses a NUL in a parameter; no stored code holds one.
+            row = (
+                None
+                if "\x00" in key_or_type_code
+                else (await conn.execute(by_code)).mappings().first()
+            )
+            if row is not None:
+                return t.CERTIFICATE_TYPE.from_row(row)
             found = await self._get(conn, t.CERTIFICATE_TYPE, key_or_type_code)
             if found is None:
-                table = t.certificate_types
-                by_code = select(table).where(table.c.type_code == key_or_type_code)
-                # PostgreSQL refuses a NUL in a parameter; no stored code holds one.
-                row = (
-                    None
-                    if "\x00" in key_or_type_code
-                    else (await conn.execute(by_code)).mappings().first()
-                )
-                if row is None:
-                    name = f"certificateTypes/{key_or_type_code}"
-                    raise NotFound(f"{name} does not exist", metadata={"name": name})
-                found = t.CERTIFICATE_TYPE.from_row(row)
+                name = f"certificateTypes/{key_or_type_code}"
+                raise NotFound(f"{name} does not exist", metadata={"name": name})
             return found
 
         return await self._read(body)

@@ -211,7 +211,7 @@ def _plan(rows: list[_CsvRow], snapshot: Catalogue, source: str) -> ImportPlan:
         else:
             resource = _new_resource(code, values)
         found = resource_violations(resource, current) + resource_reference_violations(
-            resource, snapshot.departments
+            resource, snapshot.departments, current
         )
         if found:
             described = "; ".join(f"{field}: {text}" for field, text in found)

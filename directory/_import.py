@@ -8,7 +8,7 @@ bad row by its line, and upserts in one transaction; see `import_catalogue_yaml`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -21,10 +21,10 @@ from ._codec import (
     resource_to_doc,
 )
 from ._errors import ImportRejected, InvalidTransition
-from ._model import Catalogue, GrantState
+from ._model import Catalogue, GrantState, SharingApplication
 from ._rules import check_resource_transition, core_metadata_violations
-from ._seed import ParsedFile, Problem, check_references, parse_file
-from ._store import CatalogueStore, ImportPlan, ImportReport, SqlCatalogueStore
+from ._seed import ParsedFile, Problem, Row, check_references, parse_file
+from ._store import CatalogueStore, ImportPlan, ImportReport, SqlCatalogueStore, same_content
 
 __all__ = ["dump_catalogue_yaml", "export_catalogue_yaml", "import_catalogue_yaml"]
 
@@ -76,10 +76,103 @@ async def export_catalogue_yaml(catalogue_or_store: Catalogue | CatalogueStore) 
     return dump_catalogue_yaml(await catalogue_or_store.load())
 
 
-def _lifecycle_problems(parsed: ParsedFile, snapshot: Catalogue) -> list[Problem]:
+def _stale(row: Row[Any], current: Any, label: str) -> Problem | None:
+    """A changed row older than the stored item: the import's ETAG_MISMATCH.
+
+    Someone changed the item (through the API, or another import) after the file was
+    exported; writing the row would silently undo that. An unchanged row is fine,
+    whatever its version, and so is a newer one (a file from another directory).
+    """
+    if current is None or row.item.version >= current.version:
+        return None
+    if same_content(current, row.item):
+        return None
+    return Problem(
+        row.line,
+        label,
+        f"stale row (ETAG_MISMATCH): version {row.item.version}, but version "
+        f"{current.version} is stored, changed since the file was exported; "
+        "export again and redo the change there",
+    )
+
+
+def _stale_problems(parsed: ParsedFile, snapshot: Catalogue) -> tuple[list[Problem], set[int]]:
+    """Stale rows of every versioned kind, and their lines (whose other checks are moot)."""
+    found: list[Problem] = []
+    sections: tuple[tuple[Sequence[Row[Any]], Mapping[str, Any], str, Callable[[Any], str]], ...]
+    sections = (
+        (parsed.departments, snapshot.departments, "department", lambda d: d.uscc),
+        (parsed.resources, snapshot.resources, "resource", lambda r: r.code),
+        (parsed.certificate_types, snapshot.certificate_types, "certificate type", lambda c: c.key),
+        (parsed.matters, snapshot.matters, "matter", lambda m: m.code),
+    )
+    for rows, stored, kind, key_of in sections:
+        for row in rows:
+            key = key_of(row.item)
+            problem = _stale(row, stored.get(key), f"{kind} {key}")
+            if problem is not None:
+                found.append(problem)
+    return found, {problem.line for problem in found}
+
+
+def _grant_problems(
+    parsed: ParsedFile, snapshot: Catalogue, applications: Mapping[str, SharingApplication]
+) -> list[Problem]:
+    """Grants a file may not write.
+
+    A grant an approval made (it has an application_id) changes only with its
+    application, in one transaction (_desk.py): a file that revoked it, or widened it,
+    would leave an APPROVED application disagreeing with the grant calls are checked
+    against. For the same reason a file cannot give a grant an application_id, or
+    add one naming an application of this directory: revoking that grant would
+    revoke the application. REVOKED and EXPIRED are final.
+    """
+    found: list[Problem] = []
+    stored = {g.grant_id: g for g in snapshot.grants}
+    for row in parsed.grants:
+        grant, label = row.item, f"grant {row.item.grant_id}"
+        before = stored.get(grant.grant_id)
+        if before is None:
+            if grant.application_id and grant.application_id in applications:
+                found.append(
+                    Problem(
+                        row.line,
+                        label,
+                        f"application {grant.application_id} is in this directory: "
+                        "only its approval makes its grant",
+                    )
+                )
+            continue
+        if grant == before:
+            continue
+        if before.application_id:
+            found.append(
+                Problem(
+                    row.line,
+                    label,
+                    f"made by approving application {before.application_id}: it changes "
+                    "with that application (revoke it through the API), not by import",
+                )
+            )
+        elif grant.application_id:
+            found.append(Problem(row.line, label, "application_id cannot change"))
+        elif before.state is not GrantState.ACTIVE and grant.state is not before.state:
+            found.append(
+                Problem(
+                    row.line,
+                    label,
+                    f"a {before.state.value} grant cannot become {grant.state.value}",
+                )
+            )
+    return found
+
+
+def _lifecycle_problems(parsed: ParsedFile, snapshot: Catalogue, stale: set[int]) -> list[Problem]:
     found: list[Problem] = []
     for row in parsed.resources:
         current = snapshot.resources.get(row.item.code)
+        if row.line in stale:
+            continue
         found.extend(
             Problem(row.line, f"resource {row.item.code}", f"{field}: {text}")
             for field, text in core_metadata_violations(row.item, current)
@@ -92,30 +185,21 @@ def _lifecycle_problems(parsed: ParsedFile, snapshot: Catalogue) -> list[Problem
             found.append(Problem(row.line, f"resource {row.item.code}", exc.message))
     for c in parsed.certificate_types:
         existing = snapshot.certificate_types.get(c.item.key)
+        if c.line in stale:
+            continue
         if existing is not None and existing.type_code != c.item.type_code:
             found.append(
                 Problem(c.line, f"certificate type {c.item.key}", "type_code cannot change")
             )
-    grants = {g.grant_id: g for g in snapshot.grants}
-    for g in parsed.grants:
-        before = grants.get(g.item.grant_id)
-        # REVOKED and EXPIRED are final; a file cannot bring a grant back to life.
-        if (
-            before is not None
-            and before.state is not GrantState.ACTIVE
-            and g.item.state is not before.state
-        ):
-            found.append(
-                Problem(
-                    g.line,
-                    f"grant {g.item.grant_id}",
-                    f"a {before.state.value} grant cannot become {g.item.state.value}",
-                )
-            )
     return found
 
 
-def plan_import(parsed: ParsedFile, snapshot: Catalogue, source: str) -> ImportPlan:
+def plan_import(
+    parsed: ParsedFile,
+    snapshot: Catalogue,
+    source: str,
+    applications: Mapping[str, SharingApplication] | None = None,
+) -> ImportPlan:
     """Check `parsed` against the directory it is imported into; problems stop everything."""
     departments = dict(snapshot.departments) | {r.item.uscc: r.item for r in parsed.departments}
     resources = dict(snapshot.resources) | {r.item.code: r.item for r in parsed.resources}
@@ -128,8 +212,12 @@ def plan_import(parsed: ParsedFile, snapshot: Catalogue, source: str) -> ImportP
         departments=departments,
         resources=resources,
         certificate_types=certificate_types,
+        stored=snapshot,
     )
-    problems += _lifecycle_problems(parsed, snapshot)
+    stale_problems, stale_lines = _stale_problems(parsed, snapshot)
+    problems += stale_problems
+    problems += _lifecycle_problems(parsed, snapshot, stale_lines)
+    problems += _grant_problems(parsed, snapshot, applications or {})
 
     def items(rows: Sequence[Any]) -> list[Any]:
         return [row.item for row in rows]
@@ -162,10 +250,19 @@ async def import_catalogue_yaml(
     - A row without `delete_time` restores a soft-deleted item. Resource
       states must follow DRAFT → PUBLISHED → RETIRED; REVOKED and EXPIRED
       grants stay so; a certificate type's type_code cannot change.
+    - A changed row whose `version` is older than the stored item's is stale
+      (someone changed the item since the export) and refused; an unchanged
+      one is fine whatever its version.
+    - A grant an approval made (with an application_id) cannot be changed at
+      all, and no grant can be tied to an application by a file: they change
+      with their application, through the API.
+    - A row may keep naming a deleted department as provider or issuer (as
+      DeleteDepartment leaves it); a stored row cannot be moved to one.
     """
     parsed = parse_file(text, core_metadata=False)
     if parsed.problems and parsed.problems[0].label == "<document>":
         raise ImportRejected([(parsed.problems[0].line, parsed.problems[0].text)], source=source)
-    return await store.apply_import(
-        lambda snapshot: plan_import(parsed, snapshot, source), actor=actor
+    return await store.apply_catalogue_import(
+        lambda snapshot, applications: plan_import(parsed, snapshot, source, applications),
+        actor=actor,
     )

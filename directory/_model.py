@@ -273,8 +273,11 @@ class Grant:
 class SharingApplication:
     """共享申请 by a consumer for a CONDITIONAL resource; approval creates the grant.
 
-    `provider` is the resource's provider when the application was made, so the
-    gateway can let only that department (or an administrator) decide.
+    `provider` is the department that answers for the application, so the gateway
+    can let only that department (or an administrator) decide: the resource's
+    provider, followed while the application is APPLIED or APPROVED (the store
+    re-points it when an update moves the resource); a decided one keeps the
+    provider it was decided under.
     """
 
     application_id: str
@@ -390,10 +393,15 @@ class Catalogue:
         return self._grants_by_consumer_resource.get((consumer, resource), ())
 
     def certificate_type(self, key_or_code: str) -> CertificateType | None:
-        """A certificate type that is not deleted, by its key or 21-character type code."""
-        found = self.certificate_types.get(key_or_code)
+        """A certificate type that is not deleted, by its 21-character type code or its key.
+
+        The type code first: it is the type's AIP name (`certificateTypes/{type_code}`),
+        so a key that happens to equal another type's code (new ones are refused) cannot
+        take that name over. Two dict lookups at most: this is on the exchange's hot path.
+        """
+        found = self._certificate_types_by_code.get(key_or_code)
         if found is None:
-            found = self._certificate_types_by_code.get(key_or_code)
+            found = self.certificate_types.get(key_or_code)
         return None if found is None or found.deleted else found
 
     def matter(self, code: str) -> Matter | None:

@@ -8,15 +8,18 @@ file's own rows), an import (the file plus the store) and a single write.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from ._errors import InvalidTransition
 from ._model import (
     CertificateType,
     Department,
     Grant,
+    GrantState,
     MaterialSource,
     Matter,
     Resource,
@@ -56,6 +59,13 @@ _KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _REGION = re.compile(r"[0-9]{6}")
 _DATA_ITEM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_THREE_DIGITS = re.compile(r"[0-9]{3}")  # not str.isdigit: that takes ¹²³, ٠٠١ and ００１ too
+
+# Column limits (directory/_tables.py) that no other rule implies. PostgreSQL enforces
+# them and SQLite does not, so a row past one must be refused here, alike on both
+# databases and with the row named, rather than fail the write on one of them.
+_MAX_VERSION = 2**31 - 1  # `version` is an INTEGER column
+_MAX_TIME_TEXT = 40  # `delete_time` is ISO 8601 text in a VARCHAR(40)
 
 # 信息资源分类, 摘要, 格式, 共享方式, 更新周期: core metadata (发改高技〔2017〕1272号)
 # kept as text; name, code, provider, data items and publish date are checked apart.
@@ -94,16 +104,48 @@ def check_resource_transition(current: ResourceState, new: ResourceState) -> Non
         )
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_has_nul(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, tuple | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_violations(item: Any) -> Violations:
+    """PostgreSQL text cannot hold a NUL, so the store refuses one on both databases as it
+    writes (_core.py); as a rule it is reported with the others, and for an import by line."""
+    return [
+        (f.name, "must not contain NUL characters")
+        for f in dataclasses.fields(item)
+        if _has_nul(getattr(item, f.name))
+    ]
+
+
 def department_violations(d: Department) -> Violations:
-    found: Violations = []
+    found: Violations = _nul_violations(d)
     if not is_valid_uscc(d.uscc):
         found.append(("uscc", f"invalid USCC {d.uscc!r}"))
     if not d.display_name.strip():
         found.append(("display_name", "must not be empty"))
     if d.region_code and _REGION.fullmatch(d.region_code) is None:
         found.append(("region_code", "must be six digits"))
-    if d.version < 1:
+    return found + _stored_field_violations(d.version, d.delete_time)
+
+
+def _stored_field_violations(version: int, delete_time: _dt.datetime | None) -> Violations:
+    """`version` and `delete_time` within their columns (the store sets both on its writes,
+    but an import file carries them)."""
+    found: Violations = []
+    if version < 1:
         found.append(("version", "must be at least 1"))
+    elif version > _MAX_VERSION:
+        found.append(("version", f"must be at most {_MAX_VERSION}"))
+    if delete_time is not None and len(delete_time.isoformat()) > _MAX_TIME_TEXT:
+        # Only an offset with seconds and microseconds makes an ISO timestamp this long.
+        found.append(("delete_time", f"{delete_time.isoformat()!r} is too long a timestamp"))
     return found
 
 
@@ -139,6 +181,7 @@ def resource_violations(
     the stored row (a file being imported is parsed before the store is read).
     """
     found: Violations = core_metadata_violations(r, before) if core_metadata else []
+    found += _nul_violations(r)
     if not is_valid_resource_code(r.code):
         found.append(("code", f"invalid resource code {r.code!r}"))
     if not r.display_name.strip():
@@ -165,29 +208,25 @@ def resource_violations(
                     f"data item {item.name!r}: unknown data_type {item.data_type!r}",
                 )
             )
-    if r.version < 1:
-        found.append(("version", "must be at least 1"))
-    return found
+    return found + _stored_field_violations(r.version, r.delete_time)
 
 
 def certificate_type_violations(c: CertificateType) -> Violations:
-    found: Violations = []
+    found: Violations = _nul_violations(c)
     if not is_valid_key(c.key):
         found.append(("key", f"invalid key {c.key!r}"))
     if c.holder_id_type not in (HOLDER_ID_TYPE_CITIZEN_ID, HOLDER_ID_TYPE_USCC):
         found.append(("holder_id_type", f"must be 111 or 001, not {c.holder_id_type!r}"))
     code = c.type_code
-    if len(code) != 21 or not is_valid_uscc(code[:18]) or not code[18:].isdigit():
+    if len(code) != 21 or not is_valid_uscc(code[:18]) or not _THREE_DIGITS.fullmatch(code[18:]):
         found.append(("type_code", f"type_code {code!r} is not a USCC + 3 digits"))
     if not c.display_name.strip():
         found.append(("display_name", "must not be empty"))
-    if c.version < 1:
-        found.append(("version", "must be at least 1"))
-    return found
+    return found + _stored_field_violations(c.version, c.delete_time)
 
 
 def matter_violations(m: Matter) -> Violations:
-    found: Violations = []
+    found: Violations = _nul_violations(m)
     if not is_valid_key(m.code):
         found.append(("code", f"invalid matter code {m.code!r}"))
     if not m.name.strip():
@@ -204,13 +243,11 @@ def matter_violations(m: Matter) -> Violations:
             found.append((f"{where}.source_key", "an APPLICANT_SUBMITS material has no source"))
         if not submitted and not material.source_key:
             found.append((f"{where}.source_key", f"a {material.source.value} material needs one"))
-    if m.version < 1:
-        found.append(("version", "must be at least 1"))
-    return found
+    return found + _stored_field_violations(m.version, m.delete_time)
 
 
 def grant_violations(g: Grant) -> Violations:
-    found: Violations = []
+    found: Violations = _nul_violations(g)
     if not is_valid_key(g.grant_id):
         found.append(("grant_id", f"invalid grant id {g.grant_id!r}"))
     if g.valid_until < g.valid_from:
@@ -219,26 +256,52 @@ def grant_violations(g: Grant) -> Violations:
         found.append(("data_items", "must not be empty"))
     if not g.matter_codes:
         found.append(("matter_codes", "must not be empty"))
+    if g.application_id and not is_valid_key(g.application_id):
+        # An application id is a key (the desk makes them no longer than 60), and the
+        # grants table holds it in a VARCHAR(64).
+        found.append(("application_id", "must be [A-Za-z0-9_.-], 1-64 long"))
     return found
 
 
-def _live(items: Mapping[str, Department], key: str) -> bool:
-    found = items.get(key)
-    return found is not None and not found.deleted
+def _department_reference(
+    field: str, uscc: str, departments: Mapping[str, Department], *, held: bool
+) -> Violations:
+    found = departments.get(uscc)
+    if found is None:
+        return [(field, f"unknown {field}")]
+    if found.deleted and not held:
+        return [(field, f"the {field} {uscc} is a deleted department")]
+    return []
 
 
-def resource_reference_violations(r: Resource, departments: Mapping[str, Department]) -> Violations:
-    return [] if _live(departments, r.provider) else [("provider", "unknown provider")]
+def resource_reference_violations(
+    r: Resource, departments: Mapping[str, Department], before: Resource | None = None
+) -> Violations:
+    """The provider must be a department of the directory, and a live one unless the
+    row already named it (`before`, the row `r` replaces, has the same provider).
+
+    A soft-deleted department is still in the directory, and DeleteDepartment leaves
+    the rows naming it as they are; those rows must stay writable and importable. No
+    write may point a row at a deleted department anew. A file row that the store does
+    not hold is passed as its own `before`: it is a copy of a row as it stood in the
+    directory the file came from (a seed, or an export seeding another store).
+    """
+    held = before is not None and before.provider == r.provider
+    return _department_reference("provider", r.provider, departments, held=held)
 
 
 def certificate_type_reference_violations(
-    c: CertificateType, resources: Mapping[str, Resource], departments: Mapping[str, Department]
+    c: CertificateType,
+    resources: Mapping[str, Resource],
+    departments: Mapping[str, Department],
+    before: CertificateType | None = None,
 ) -> Violations:
+    """The resource must exist (deleted or not); the issuer as a resource's provider."""
     found: Violations = []
     if c.resource not in resources:
         found.append(("resource", "unknown resource"))
-    if not _live(departments, c.issuer):
-        found.append(("issuer", "unknown issuer"))
+    held = before is not None and before.issuer == c.issuer
+    found += _department_reference("issuer", c.issuer, departments, held=held)
     return found
 
 
@@ -260,7 +323,8 @@ def matter_reference_violations(
         resource = resources.get(resource_code)
         if resource is None:
             found.append((f"{where}.source_key", "unknown resource"))
-        elif not set(material.data_items) <= set(resource.data_item_names):
+        # A deleted matter keeps its materials as they were; the API lets the items go.
+        elif not m.deleted and not set(material.data_items) <= set(resource.data_item_names):
             found.append((f"{where}.data_items", "data items not in resource"))
     return found
 
@@ -272,7 +336,8 @@ def grant_reference_violations(
     target = resources.get(g.resource)
     if target is None:
         found.append(("resource", "unknown resource"))
-    elif not g.data_items <= set(target.data_item_names):
+    # A revoked or expired grant records what it granted; the API lets those items go.
+    elif g.state is GrantState.ACTIVE and not g.data_items <= set(target.data_item_names):
         found.append(("data_items", "data items not in resource"))
     if g.consumer not in departments:
         found.append(("consumer", "unknown consumer"))

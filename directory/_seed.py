@@ -343,8 +343,14 @@ def check_references(
     departments: Mapping[str, Department],
     resources: Mapping[str, Resource],
     certificate_types: Mapping[str, CertificateType],
+    stored: Catalogue | None = None,
 ) -> list[Problem]:
-    """Duplicates within the file, and references resolved against the given directory."""
+    """Duplicates within the file, and references resolved against the given directory.
+
+    `stored` is the directory an import writes into: a row it holds may keep naming a
+    deleted department only if the stored row names it too. Rows it does not hold, and
+    every row of a seed (no `stored`), are copies of rows as they stood, which may.
+    """
     found = _duplicates("department", ((r.item.uscc, r.line) for r in parsed.departments))
     found += _duplicates("resource", ((r.item.code, r.line) for r in parsed.resources))
     found += _duplicates(
@@ -359,14 +365,24 @@ def check_references(
     def add(line: int, label: str, violations: Violations) -> None:
         found.extend(Problem(line, label, text) for _, text in violations)
 
+    stored_resources: Mapping[str, Resource] = stored.resources if stored is not None else {}
+    stored_types: Mapping[str, CertificateType] = (
+        stored.certificate_types if stored is not None else {}
+    )
     for r in parsed.resources:
-        add(r.line, f"resource {r.item.code}", resource_reference_violations(r.item, departments))
+        before = stored_resources.get(r.item.code, r.item)
+        add(
+            r.line,
+            f"resource {r.item.code}",
+            resource_reference_violations(r.item, departments, before),
+        )
     in_file = {c.item.key for c in parsed.certificate_types}
     for c in parsed.certificate_types:
+        stored_type = stored_types.get(c.item.key, c.item)
         add(
             c.line,
             f"certificate type {c.item.key}",
-            certificate_type_reference_violations(c.item, resources, departments),
+            certificate_type_reference_violations(c.item, resources, departments, stored_type),
         )
         for other in certificate_types.values():
             # Codes clashing within the file are duplicates above; here: with the rest.

@@ -24,7 +24,15 @@ from ._codec import Codec, name_of
 from ._core import Tx
 from ._desk import ApplicationDesk
 from ._errors import ImportRejected
-from ._model import Catalogue, CertificateType, Department, Grant, Matter, Resource
+from ._model import (
+    Catalogue,
+    CertificateType,
+    Department,
+    Grant,
+    Matter,
+    Resource,
+    SharingApplication,
+)
 
 __all__ = ["CatalogueStore", "ImportPlan", "ImportReport", "SqlCatalogueStore"]
 
@@ -87,7 +95,7 @@ def _report_codec() -> Codec[ImportReport]:
     )
 
 
-def _same(current: Any, item: Any) -> bool:
+def same_content(current: Any, item: Any) -> bool:
     """Equal but for the version, which the store owns."""
     if hasattr(current, "version"):
         item = dataclasses.replace(item, version=current.version)
@@ -157,10 +165,23 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
         equal to what is stored are left alone: importing a file twice
         writes nothing the second time (no event, no revision bump).
         """
+        return await self.apply_catalogue_import(lambda snapshot, _: build(snapshot), actor=actor)
+
+    async def apply_catalogue_import(
+        self,
+        build: Callable[[Catalogue, Mapping[str, SharingApplication]], ImportPlan],
+        *,
+        actor: str,
+    ) -> ImportReport:
+        """`apply_import` for a plan that also needs the applications, by id: a file's
+        grants must not claim an application of this directory (see _import.py)."""
 
         async def body(tx: Tx) -> ImportReport:
             snapshot = await self._snapshot(tx.conn)
-            plan = build(snapshot)
+            applications = {
+                app.application_id: app for app in await self._all(tx.conn, t.APPLICATION)
+            }
+            plan = build(snapshot, applications)
             if plan.problems:
                 raise ImportRejected(plan.problems, source=plan.source)
             created: dict[str, int] = {}
@@ -185,7 +206,7 @@ class SqlCatalogueStore(CatalogueAdmin, ApplicationDesk):
                 counts = [0, 0, 0]
                 for item in getattr(plan, section):
                     current = current_by_kind[section].get(kind.key_of(item))
-                    if current is not None and _same(current, item):
+                    if current is not None and same_content(current, item):
                         counts[2] += 1
                         continue
                     if current is None:

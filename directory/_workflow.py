@@ -8,7 +8,8 @@ Approval creates an ACTIVE grant with exactly what was applied for; revoking
 or expiring the application does the same to its grant. Every other move is
 an InvalidTransition (FAILED_PRECONDITION on the wire). Who may decide is the
 gateway's business (it knows the caller's role); `SharingApplication.provider`
-tells it which department that is.
+tells it which department that is, and `reassign` keeps it the resource's
+provider while the application is live.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "expire_grant",
     "grant_id_for",
     "open_application",
+    "reassign",
     "reject",
     "revoke",
     "revoke_grant",
@@ -48,6 +50,10 @@ __all__ = [
 # 事由 is at most 200 characters on the provincial sharing services (DOMAIN.md).
 MAX_PURPOSE_LENGTH = 200
 _MAX_APPLICATION_ID = 60  # leaves room for the "g-" of its grant within 64
+
+# Applications whose provider still has something to answer for: a decision to make,
+# or a grant on its data that it may revoke.
+_LIVE = frozenset({ApplicationState.APPLIED, ApplicationState.APPROVED})
 
 _NEXT: Mapping[ApplicationState, frozenset[ApplicationState]] = {
     ApplicationState.APPLIED: frozenset({ApplicationState.APPROVED, ApplicationState.REJECTED}),
@@ -248,6 +254,19 @@ def approve(
         grant_id=grant.grant_id,
     )
     return approved, grant
+
+
+def reassign(app: SharingApplication, provider: str, *, now: _dt.datetime) -> SharingApplication:
+    """The application answered for by `provider`, its resource's provider from now on.
+
+    Only a live application moves: an APPLIED one waits for a decision that only the
+    department providing the data may make, and an APPROVED one's grant is on data the
+    new provider now answers for (and may revoke). A REJECTED, REVOKED or EXPIRED one
+    records what was decided under the provider of the time, and keeps it.
+    """
+    if app.state not in _LIVE or app.provider == provider:
+        return app
+    return dataclasses.replace(app, provider=provider, update_time=now)
 
 
 def reject(

@@ -5,10 +5,12 @@ table of roles."""
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
+import sqlalchemy.exc
 from govshare.directory import (
     AlreadyExists,
     Catalogue,
@@ -27,6 +29,7 @@ from ._policy import check_registered
 
 __all__ = ["DirectoryAccess"]
 
+_log = logging.getLogger("govshare.gateway")
 _T = TypeVar("_T")
 _READ = frozenset({Role.DEPARTMENT, Role.ADMIN, Role.AUDITOR})
 _ADMIN = frozenset({Role.ADMIN})
@@ -40,6 +43,14 @@ _CODES: tuple[tuple[type[DirectoryError], grpc.StatusCode], ...] = (
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
 )
+# The directory database failing under a call: locked past SQLite's busy timeout
+# (another writer, e.g. `govshare directory import`), PostgreSQL down or restarting,
+# the pool exhausted. asyncpg raises OSError itself when it cannot connect at all.
+_DATABASE_ERRORS = (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError)
+# No reason of gateway/_errors.py names the directory's own database (AUDIT_ and
+# PROVIDER_UNAVAILABLE point operators at the audit log and the registries): sent as
+# text, like the directory room's own reasons.
+DIRECTORY_UNAVAILABLE = "DIRECTORY_UNAVAILABLE"
 
 # (method, caller, reason sent to the caller, request id): every refused write is logged.
 Denied: TypeAlias = Callable[[str, Principal | None, str, str], Awaitable[None]]
@@ -69,7 +80,15 @@ class DirectoryAccess:
         self._today = today if today is not None else store.today
 
     async def _application_for(self, caller: Principal, name: str, *, allow_consumer: bool) -> Any:
-        """The application, if the caller may act on it; strangers learn nothing."""
+        """The application, if the caller may act on it; strangers learn nothing.
+
+        A department acts as the application's provider (which the store keeps equal
+        to the resource's while the application is live) or, where allowed, its
+        consumer. A decision (`allow_consumer=False`) also needs the caller to provide
+        the resource now: a resource moved by a catalogue import, which does not
+        re-point applications, leaves them to an administrator rather than to the
+        department that gave the data up.
+        """
         application_id = codec.name_id(name, "sharingApplications")
         if caller.role is not Role.DEPARTMENT:
             return await self._store.get_application(application_id)
@@ -82,12 +101,26 @@ class DirectoryAccess:
             if found is None
             else {found.provider, *([found.consumer] if allow_consumer else [])}
         )
+        if (
+            found is not None
+            and caller.name in parties
+            and not allow_consumer
+            and await self._current_provider(found.resource) != caller.name
+        ):
+            parties = set()
         if caller.name not in parties:
             raise GovshareError(
                 Reason.ROLE_REQUIRED,
                 "only the providing department or an administrator may do this",
             )
         return found
+
+    async def _current_provider(self, code: str) -> str:
+        # From the store, not the snapshot: another replica may have moved it a moment ago.
+        try:
+            return str((await self._store.get_resource(code)).provider)
+        except NotFound:
+            return ""
 
     async def _grant_for(self, caller: Principal, name: str) -> Any:
         grant_id = codec.name_id(name, "grants")
@@ -168,6 +201,21 @@ class DirectoryAccess:
                     request_id,
                 )
             await _abort(context, status)
+        except _DATABASE_ERRORS as error:
+            # The exception (its SQL included) is for operators; the caller learns only
+            # that the directory could not answer, and that a retry is safe.
+            _log.error(
+                "directory database failed in DirectoryService.%s request_id=%r: %s",
+                method,
+                request_id,
+                type(error).__name__,
+                exc_info=error,
+            )
+            if writes:
+                await self._on_denied(
+                    f"DirectoryService.{method}", caller, DIRECTORY_UNAVAILABLE, request_id
+                )
+            await _abort(context, _unavailable(writes))
         else:
             if writes:
                 await self._on_change()
@@ -196,6 +244,19 @@ def _directory_status(error: DirectoryError) -> grpc.Status:
     violations = error.violations if isinstance(error, InvalidArgument) else []
     reason = _REASON_ALIASES.get(error.reason, error.reason)
     return rich_status(code, reason, error.message, error.metadata, violations)
+
+
+def _unavailable(writes: bool) -> grpc.Status:
+    retry = (
+        "try again; with the same request_id a retry cannot apply the change twice"
+        if writes
+        else "try again"
+    )
+    return rich_status(
+        grpc.StatusCode.UNAVAILABLE,
+        DIRECTORY_UNAVAILABLE,
+        f"the directory database is unavailable (busy or unreachable); {retry}",
+    )
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:

@@ -32,7 +32,9 @@ yet, so nothing raises them (docs/architecture.md lists what is not built).
 
 DirectoryService also passes on the directory room's own, more specific reasons
 (directory/_errors.py): ETAG_MISMATCH (ABORTED), ALREADY_EXISTS,
-INVALID_TRANSITION / RESOURCE_STATE_TRANSITION / APPLICATION_STATE (FAILED_PRECONDITION),
+INVALID_TRANSITION / RESOURCE_STATE_TRANSITION / APPLICATION_STATE / DATA_ITEMS_IN_USE
+(FAILED_PRECONDITION), DIRECTORY_UNAVAILABLE (UNAVAILABLE: the directory's database
+could not be reached or stayed locked; a retry with the same request_id is safe),
 PAGE_TOKEN_INVALID / FILTER_INVALID / UPDATE_MASK_INVALID / REQUEST_ID_REUSED
 (INVALID_ARGUMENT, with a google.rpc.BadRequest naming the fields).
 """

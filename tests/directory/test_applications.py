@@ -487,6 +487,8 @@ class TestApprovalChecksTheResourceAgain:
     async def test_removed_data_items_are_not_granted(self, store: SqlCatalogueStore) -> None:
         """A data item applied for but since removed from the resource refuses the approval."""
         app = await applied(store)
+        # The seed's ACTIVE grant on spouse_name would keep it in the resource (DATA_ITEMS_IN_USE).
+        await store.revoke_grant("g-bdc-marriage", actor=ADMIN)
         current = await store.get_resource(MARRIAGE)
         kept = tuple(i for i in current.data_items if i.name != "spouse_name")
         await store.update_resource(
