@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
 from concurrent.futures import ProcessPoolExecutor
@@ -57,7 +58,10 @@ class TestCreateSecret:
     def test_gateways_starting_together_share_one_holder_key(self, tmp_path: Path) -> None:
         """Eight processes creating the holder key at once all hash with the key on disk."""
         path = tmp_path / "holder.key"
-        with ProcessPoolExecutor(max_workers=4) as pool:
+        # spawn, not fork: forking the test process, which holds threads of earlier
+        # tests, once left a child spinning in threading's after-fork clean-up.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=4, mp_context=spawn) as pool:
             hashes = set(pool.map(_hash_with_key_at, [str(path)] * 8))
         assert hashes == {_hash_with_key_at(str(path))}
 
