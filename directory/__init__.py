@@ -60,6 +60,7 @@ from ._rules import (
     is_valid_key,
     matter_reference_violations,
     matter_violations,
+    new_certificate_type_key_violations,
     resource_reference_violations,
     resource_violations,
 )
@@ -171,6 +172,7 @@ __all__ = [
     "matter_reference_violations",
     "matter_violations",
     "name_of",
+    "new_certificate_type_key_violations",
     "next_resource_code",
     "open_application",
     "order_items",

@@ -5,7 +5,6 @@ rows, and the shape a certificate type key may not take. Used by _admin.py.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from ._errors import FailedPrecondition
@@ -26,16 +25,13 @@ from ._rules import (
     department_violations,
     matter_reference_violations,
     matter_violations,
+    new_certificate_type_key_violations,
     resource_reference_violations,
     resource_violations,
 )
 
 __all__: list[str] = []
 
-# A type code's shape (GB/T 36903: the defining authority's USCC + 3 digits; ASCII
-# only, as in the certificate identifier). `certificateTypes/{name}` resolves a type
-# code before a key, so a key of this shape could only ever name another type.
-_TYPE_CODE_SHAPE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}[0-9]{3}")
 # Users named in a DATA_ITEMS_IN_USE message; the rest are counted (the message is bounded).
 _NAMED_USERS = 10
 
@@ -75,11 +71,7 @@ def validate_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violat
 
 
 def validate_new_certificate_type(c: CertificateType, snapshot: Catalogue) -> Violations:
-    found = _certificate_type_violations(c, snapshot)
-    if _TYPE_CODE_SHAPE.fullmatch(c.key) is not None:
-        found.append(
-            ("key", "must not look like a type code (USCC + 3 digits): names resolve those first")
-        )
+    found = _certificate_type_violations(c, snapshot) + new_certificate_type_key_violations(c.key)
     resource = snapshot.resources.get(c.resource)
     if resource is not None and resource.deleted:
         # On create only: a type whose resource is deleted later stays valid (and a

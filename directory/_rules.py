@@ -47,6 +47,7 @@ __all__ = [
     "is_valid_key",
     "matter_reference_violations",
     "matter_violations",
+    "new_certificate_type_key_violations",
     "resource_reference_violations",
     "resource_violations",
 ]
@@ -209,6 +210,20 @@ def resource_violations(
                 )
             )
     return found + _stored_field_violations(r.version, r.delete_time)
+
+
+# A type code's shape (GB/T 36903: the defining authority's USCC + 3 digits; ASCII
+# only, as in the certificate identifier). `certificateTypes/{name}` resolves a type
+# code before a key, so a key of this shape could only ever name another type.
+_TYPE_CODE_SHAPE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}[0-9]{3}")
+
+
+def new_certificate_type_key_violations(key: str) -> Violations:
+    """A certificate type that is new to the directory (created, or first imported)
+    may not take a key shaped like a type code; stored ones keep theirs."""
+    if _TYPE_CODE_SHAPE.fullmatch(key) is None:
+        return []
+    return [("key", "must not look like a type code (USCC + 3 digits): names resolve those first")]
 
 
 def certificate_type_violations(c: CertificateType) -> Violations:

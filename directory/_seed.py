@@ -32,6 +32,7 @@ from ._rules import (
     grant_violations,
     matter_reference_violations,
     matter_violations,
+    new_certificate_type_key_violations,
     resource_reference_violations,
     resource_violations,
 )
@@ -384,6 +385,13 @@ def check_references(
             f"certificate type {c.item.key}",
             certificate_type_reference_violations(c.item, resources, departments, stored_type),
         )
+        if c.item.key not in stored_types:
+            # As CreateCertificateType: only a type the directory does not hold yet.
+            add(
+                c.line,
+                f"certificate type {c.item.key}",
+                new_certificate_type_key_violations(c.item.key),
+            )
         for other in certificate_types.values():
             # Codes clashing within the file are duplicates above; here: with the rest.
             if other.type_code == c.item.type_code and other.key not in in_file:

@@ -46,10 +46,15 @@ class DataDirLock:
         except BaseException:
             os.close(fd)
             raise
-        # Only for the message a second gateway prints; the lock is the flock.
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        try:
+            # Only for the message a second gateway prints; the lock is the flock.
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:
+            # E.g. a full disk: no lock may outlive the failed start.
+            self.release()
+            raise
 
     def release(self) -> None:
         if self._fd is not None:

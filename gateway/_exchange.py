@@ -423,8 +423,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             require_at_most(len(request.applicants), "applicants", MAX_APPLICANTS)
             matter = catalogue.matter(request.matter_code)
             if matter is None:
+                # The same answer as GetCertificate's policy decision gives.
                 raise GovshareError(
-                    Reason.RESOURCE_NOT_FOUND, "no such matter", matter_code=request.matter_code
+                    Reason.MATTER_NOT_COVERED,
+                    "the catalogue has no such matter (unknown or deleted)",
+                    matter_code=request.matter_code,
                 )
             results = await asyncio.gather(
                 *(

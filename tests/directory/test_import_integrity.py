@@ -514,3 +514,25 @@ class TestDataItemsNoLongerInUse:
         assert not report.changed
         await import_catalogue_yaml(text, empty, ADMIN, source="export.yaml")
         assert await empty.load() == await store.load()
+
+
+class TestCertificateTypeKeys:
+    async def test_an_import_refuses_a_new_key_shaped_like_a_type_code(
+        self, store: SqlCatalogueStore
+    ) -> None:
+        """As CreateCertificateType, an import may not add a type whose key looks like a
+        type code (here business_licence's): names resolve type codes first, so the new
+        type could never be reached by its key."""
+        text = """
+certificate_types:
+  - key: "11330100002482101D001"
+    type_code: 11330100002482102G007
+    display_name: 某证照
+    holder_id_type: "111"
+    issuer: 11330100002482102G
+    resource: 101001/00001
+"""
+        with pytest.raises(ImportRejected, match="must not look like a type code"):
+            await import_catalogue_yaml(text, store, ADMIN, source="types.yaml")
+        catalogue = await store.load()
+        assert catalogue.certificate_type("11330100002482101D001").key == "business_licence"

@@ -39,3 +39,22 @@ def test_the_lock_is_released_for_the_next_holder(tmp_path: Path) -> None:
     second = DataDirLock(folder)
     second.acquire()
     second.release()
+
+
+def test_a_lock_whose_pid_cannot_be_written_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If writing the pid fails after the flock was taken (a full disk), acquire raises
+    and neither the lock nor its file descriptor outlives it."""
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    lock = DataDirLock(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "write", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            lock.acquire()
+    again = DataDirLock(tmp_path)
+    again.acquire()
+    again.release()

@@ -158,7 +158,8 @@ class TestResolveMaterials:
     async def test_unknown_matter_and_missing_applicants(
         self, gateway: RunningGateway, population: Population
     ) -> None:
-        """An unknown matter is NOT_FOUND; no applicants is INVALID_ARGUMENT; both are logged."""
+        """An unknown matter is MATTER_NOT_COVERED, as in GetCertificate; no applicants is
+        INVALID_ARGUMENT; both are logged."""
         async with gateway.channel(gateway.pki.land_registry) as channel:
             stub = gateway.exchange(channel)
             with pytest.raises(grpc.aio.AioRpcError) as unknown:
@@ -167,7 +168,8 @@ class TestResolveMaterials:
             del empty.applicants[:]
             with pytest.raises(grpc.aio.AioRpcError) as missing:
                 await stub.ResolveMaterials(empty, timeout=10)
-        assert error_info(unknown.value).reason == "RESOURCE_NOT_FOUND"
+        assert unknown.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(unknown.value).reason == "MATTER_NOT_COVERED"
         assert error_info(missing.value).reason == "REQUEST_INVALID"
         assert [json.loads(r["leaf"])["outcome"] for r in gateway.audit_rows()] == [
             "DENIED",
