@@ -5,7 +5,7 @@ rows, and the shape a certificate type key may not take. Used by _admin.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ._errors import FailedPrecondition
 from ._model import (
@@ -109,20 +109,28 @@ def check_removed_items_unused(before: Resource, after: Resource, snapshot: Cata
             grants.append(grant.grant_id)
             used |= granted
     matters: list[str] = []
+    for code, needed in _needed_by_live_matters(
+        snapshot, lambda material: _material_resource(material, snapshot) == after.code
+    ):
+        if needed & removed:
+            matters.append(code)
+            used |= needed & removed
+    if used:
+        raise _in_use(f"resources/{after.code}", used, sorted(grants), sorted(matters))
+
+
+def _needed_by_live_matters(
+    snapshot: Catalogue, uses: Callable[[Material], bool]
+) -> Iterator[tuple[str, set[str]]]:
+    """(matter code, data items) of each live matter's materials that `uses` selects."""
     for matter in snapshot.matters.values():
         if matter.deleted:
             continue
         needed = {
-            name
-            for material in matter.materials
-            if _material_resource(material, snapshot) == after.code
-            for name in material.data_items
+            name for material in matter.materials if uses(material) for name in material.data_items
         }
-        if needed & removed:
-            matters.append(matter.code)
-            used |= needed & removed
-    if used:
-        raise _in_use(f"resources/{after.code}", used, sorted(grants), sorted(matters))
+        if needed:
+            yield matter.code, needed
 
 
 def _check_matters_keep_their_items(c: CertificateType, snapshot: Catalogue) -> None:
@@ -131,17 +139,14 @@ def _check_matters_keep_their_items(c: CertificateType, snapshot: Catalogue) -> 
     offered = set() if target is None else set(target.data_item_names)
     missing: set[str] = set()
     matters: list[str] = []
-    for matter in snapshot.matters.values():
-        if matter.deleted:
-            continue
-        needed = {
-            name
-            for material in matter.materials
-            if material.source is MaterialSource.CERTIFICATE_TYPE and material.source_key == c.key
-            for name in material.data_items
-        }
+    for code, needed in _needed_by_live_matters(
+        snapshot,
+        lambda material: (
+            material.source is MaterialSource.CERTIFICATE_TYPE and material.source_key == c.key
+        ),
+    ):
         if needed - offered:
-            matters.append(matter.code)
+            matters.append(code)
             missing |= needed - offered
     if missing:
         raise _in_use(f"certificateTypes/{c.type_code}", missing, [], sorted(matters))

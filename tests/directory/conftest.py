@@ -11,6 +11,7 @@ point elsewhere. An unreachable server fails the PostgreSQL tests, never skips t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import shutil
 import sqlite3
@@ -98,11 +99,13 @@ def backend_dsn(backend: str, request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_dsn")) if backend == "postgresql" else ""
 
 
-@pytest.fixture
-async def database(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """An empty place of its own for this test, removed afterwards."""
+@contextlib.asynccontextmanager
+async def _place(
+    backend: str, backend_dsn: str, folder: Path, name: str
+) -> AsyncIterator[Database]:
+    """An empty place named `name` (a file in `folder`, or a schema), removed afterwards."""
     if backend == "sqlite":
-        path = tmp_path / "directory.db"
+        path = folder / f"{name}.db"
         yield Database("sqlite", f"sqlite+aiosqlite:///{path}", path=path)
         return
     dsn = backend_dsn
@@ -137,6 +140,26 @@ async def database(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncItera
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def database(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty place of its own for this test, removed afterwards."""
+    async with _place(backend, backend_dsn, tmp_path, "directory") as place:
+        yield place
+
+
+@pytest.fixture
+async def empty(backend: str, backend_dsn: str, tmp_path: Path) -> AsyncIterator[SqlCatalogueStore]:
+    """An empty store in a second place, apart from `database` (and so from `store`):
+    for tests that carry a directory from one store into a new one."""
+    async with _place(backend, backend_dsn, tmp_path, "empty") as place:
+        opened = place.open(clock=lambda: NOW)
+        await opened.create_schema()
+        try:
+            yield opened
+        finally:
+            await opened.close()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import yaml
@@ -30,17 +28,6 @@ ADMIN = "admin/ops"
 MARKET = "11330100002482101D"
 NEW_DEPARTMENT = "91110108551385082Q"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-async def empty(database: Any) -> AsyncIterator[SqlCatalogueStore]:
-    """An empty store on this test's own database (conftest.Database)."""
-    opened = database.open(clock=lambda: NOW)
-    await opened.create_schema()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import yaml
@@ -47,17 +45,6 @@ NEW_DEPARTMENT = "91110108551385082Q"
 MARRIAGE = "101002/00001"
 REAL_ESTATE = "105002/00001"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-async def empty(database: Any) -> AsyncIterator[SqlCatalogueStore]:
-    """An empty store on this test's own database (conftest.Database)."""
-    opened = database.open(clock=lambda: NOW)
-    await opened.create_schema()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def line_of(text: str, fragment: str) -> int:
