@@ -45,8 +45,12 @@ async def test_a_second_signal_cancels_the_calls_still_in_their_grace(
     first SIGINT starts the drain and a second signal ends it at once: the gateway
     stops cleanly, the caller gets an error and the call is logged as cancelled."""
     async with await start_simulators(population, options=SimulatorOptions(latency=60.0)) as slow:
+        # The registry wait is as long as the grace: only the second signal can end
+        # the call (the fixture's 3 s provider timeout did, on a slow run).
         config = dataclasses.replace(
-            gateway_config(dict(slow.base_urls)), shutdown_grace_seconds=60.0
+            gateway_config(dict(slow.base_urls)),
+            provider_timeout_seconds=60.0,
+            shutdown_grace_seconds=60.0,
         )
         gateway = Gateway(config)
         await gateway.start()
