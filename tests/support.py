@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import error_details_pb2
 from govshare.adapters.simulators import RunningSimulators
 from govshare.api.exchange.v1 import exchange_pb2_grpc
+from govshare.directory import ImportRejected
 from govshare.gateway import Gateway, IssuedCertificate, error_info_of, open_channel
 
 LAND_REGISTRY = "11330100002482106W"  # 市不动产登记中心: grants on identity, marriage, real estate
@@ -150,3 +151,15 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
         for record in caplog.records
         if record.name == "govshare.access" and record.levelno == logging.INFO
     ]
+
+
+def line_of(text: str, fragment: str) -> int:
+    """The 1-based line holding `fragment`, so tests never count lines by hand."""
+    (number,) = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
+    return number
+
+
+async def rejected(coroutine: object) -> ImportRejected:
+    with pytest.raises(ImportRejected) as raised:
+        await coroutine  # type: ignore[misc]
+    return raised.value

@@ -12,7 +12,6 @@ from govshare.directory import (
     ApplicationRequest,
     Catalogue,
     GrantState,
-    ImportRejected,
     ResourceState,
     SharingType,
     SqlCatalogueStore,
@@ -23,6 +22,7 @@ from govshare.directory import (
     load_builtin_catalogue,
     parse_catalogue,
 )
+from support import line_of, rejected
 
 ADMIN = "admin/ops"
 MARKET = "11330100002482101D"
@@ -33,18 +33,6 @@ NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 @pytest.fixture(scope="module")
 def builtin() -> Catalogue:
     return load_builtin_catalogue()
-
-
-def line_of(text: str, fragment: str) -> int:
-    """The 1-based line holding `fragment`, so tests never count lines by hand."""
-    (number,) = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
-    return number
-
-
-async def rejected(coroutine: object) -> ImportRejected:
-    with pytest.raises(ImportRejected) as raised:
-        await coroutine  # type: ignore[misc]
-    return raised.value
 
 
 class TestExport:

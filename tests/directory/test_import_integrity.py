@@ -34,6 +34,7 @@ from govshare.directory import (
     parse_catalogue,
     resource_reference_violations,
 )
+from support import line_of, rejected
 
 ADMIN = "admin/ops"
 MARKET = "11330100002482101D"
@@ -45,18 +46,6 @@ NEW_DEPARTMENT = "91110108551385082Q"
 MARRIAGE = "101002/00001"
 REAL_ESTATE = "105002/00001"
 NOW = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-def line_of(text: str, fragment: str) -> int:
-    """The 1-based line holding `fragment`, so tests never count lines by hand."""
-    (number,) = [n for n, line in enumerate(text.splitlines(), 1) if fragment in line]
-    return number
-
-
-async def rejected(coroutine: object) -> ImportRejected:
-    with pytest.raises(ImportRejected) as raised:
-        await coroutine  # type: ignore[misc]
-    return raised.value
 
 
 def edited(text: str, section: str, key: str, value: str, **changes: object) -> str:

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from govshare.adapters import LookupRequest, ProviderRecord
 from govshare.api.audit.v1 import audit_pb2, audit_pb2_grpc
-from govshare.api.exchange.v1 import exchange_pb2
+from govshare.api.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from govshare.directory import is_valid_citizen_id, is_valid_uscc
 from govshare.gateway import Gateway, GatewayConfig, GovshareError, Reason
 from govshare.gateway._exchange_call import check_holder
@@ -60,6 +60,21 @@ def _public_security() -> _Registry:
     return _Registry(IDENTITY, lambda citizen_id: {"citizen_id": citizen_id, "name": "张三"})
 
 
+async def _resolve_company_purchase(
+    exchange: exchange_pb2_grpc.ExchangeServiceStub,
+) -> exchange_pb2.ResolveMaterialsResponse:
+    """ResolveMaterials for a company buying real estate, the company being ISSUED_USCC."""
+    response: exchange_pb2.ResolveMaterialsResponse = await exchange.ResolveMaterials(
+        exchange_pb2.ResolveMaterialsRequest(
+            matter_code="330100-BDC-0003",
+            applicants=[exchange_pb2.Holder(id_type="001", id=ISSUED_USCC)],
+            purpose="企业购买存量房核验买方营业执照",
+        ),
+        timeout=10,
+    )
+    return response
+
+
 def _leaves(gateway: RunningGateway) -> list[dict[str, object]]:
     return [json.loads(row["leaf"]) for row in gateway.audit_rows()]
 
@@ -86,14 +101,7 @@ async def test_a_listed_uscc_failing_its_check_gets_its_licence_shared(
     async with Gateway(config, adapters=[registry]) as started:
         gw = RunningGateway(started, pki)
         async with gw.channel(pki.land_registry) as channel:
-            reply = await gw.exchange(channel).ResolveMaterials(
-                exchange_pb2.ResolveMaterialsRequest(
-                    matter_code="330100-BDC-0003",
-                    applicants=[exchange_pb2.Holder(id_type="001", id=ISSUED_USCC)],
-                    purpose="企业购买存量房核验买方营业执照",
-                ),
-                timeout=10,
-            )
+            reply = await _resolve_company_purchase(gw.exchange(channel))
         leaves = _leaves(gw)
     licence = next(r for r in reply.results if r.source == "business_licence")
     assert (licence.outcome, licence.reason) == (exchange_pb2.MATERIAL_OUTCOME_SHARED, "")
@@ -145,14 +153,7 @@ async def test_without_the_list_the_failing_uscc_must_be_submitted(
     async with Gateway(gateway_config({}), adapters=[registry]) as started:
         gw = RunningGateway(started, pki)
         async with gw.channel(pki.land_registry) as channel:
-            reply = await gw.exchange(channel).ResolveMaterials(
-                exchange_pb2.ResolveMaterialsRequest(
-                    matter_code="330100-BDC-0003",
-                    applicants=[exchange_pb2.Holder(id_type="001", id=ISSUED_USCC)],
-                    purpose="企业购买存量房核验买方营业执照",
-                ),
-                timeout=10,
-            )
+            reply = await _resolve_company_purchase(gw.exchange(channel))
     licence = next(r for r in reply.results if r.source == "business_licence")
     assert (licence.outcome, licence.reason) == (
         exchange_pb2.MATERIAL_OUTCOME_MUST_SUBMIT,
